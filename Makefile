@@ -1,0 +1,49 @@
+# The two commands: `make run` (install + start the server) and `make test` (install + lint,
+# type check and pytest). Everything else is a habit of its own.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+SYSTEM_PACKAGES := redis-server fonts-dejavu-core espeak-ng
+
+.PHONY: install system-deps run test lint typecheck pytest bench clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev,bench]"
+	touch $@
+
+install: $(VENV)/.installed
+
+# Debian packages the tests use: a real redis-server, DejaVu fonts, espeak-ng narration.
+system-deps:
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing="$$missing fonts-dejavu-core"; \
+	command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		else echo "Please install:$$missing (sudo apt-get install -y$$missing)"; exit 1; fi; \
+	fi
+
+run: install
+	$(PY) -m uvicorn app.main:socket_app --host $(HOST) --port $(PORT)
+
+lint: install
+	$(VENV)/bin/ruff check app tests bench
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+pytest: install system-deps
+	$(VENV)/bin/pytest
+
+test: system-deps lint typecheck pytest
+
+bench: install system-deps
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,323 @@
+"""The cache policy, written once above the two stores: near cache, fallback, breaker, replay.
+
+Every method that may talk to Redis is a plan (see `plans.py`); the sync and the async facade
+only drive them. Nothing here does I/O except the local journal.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from app.cache.breaker import CircuitBreaker
+from app.cache.connection import is_memory_url, mask_url
+from app.cache.entry import CacheEntry, CorruptEntryError, expiry_for, utc_now_iso
+from app.cache.errors import CacheBackendError, RedisBusy, WrongTypeError
+from app.cache.journal import Journal, JournalRecord
+from app.cache.keys import KEY_PREFIX
+from app.cache.memory_store import MemoryStore
+from app.cache.plans import Call, Plan
+from app.cache.replay import REPLAY_SCRIPT, replay_arguments
+from app.cache.stats import CacheCounters
+from app.core.config import Settings
+
+logger = logging.getLogger("app.services.video_cache")
+
+PROBE_KEY = "punchline:probe"
+
+
+class NeedRedis(enum.Enum):
+    NEED_REDIS = "need-redis"
+
+
+NEED_REDIS = NeedRedis.NEED_REDIS
+MAX_CORRUPT_KEYS_LOGGED = 10_000
+
+
+class CacheCore:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.memory_only = is_memory_url(settings.redis_url)
+        self.memory = MemoryStore(settings.cache_memory_max_entries)
+        self.breaker = CircuitBreaker(settings.cache_probe_base, settings.cache_probe_max_interval)
+        self.journal = Journal(settings.journal_path, settings.cache_journal_fsync)
+        self.counters = CacheCounters()
+        self.near_live = False  # set by the invalidation listener while tracking is on
+        self.invalidation_epoch = 0
+        self._corrupt_logged: set[str] = set()
+        self.on_outage: Callable[[], None] | None = None  # e.g. start a recovery probe
+
+    # --- state --------------------------------------------------------------------------------
+    @property
+    def redis_usable(self) -> bool:
+        return not self.memory_only and not self.breaker.is_open
+
+    @property
+    def cache_type(self) -> str:
+        return "redis" if self.redis_usable else "memory"
+
+    def near_lookup(self, key: str) -> CacheEntry | None:
+        """A fresh near-cache entry, served without asking Redis."""
+        if not (self.near_live and self.settings.cache_near_enabled):
+            return None
+        entry = self.memory.get(key, fresh_only=True)
+        if entry is not None:
+            self.counters.near_hits += 1
+            self.counters.hits += 1
+        return entry
+
+    def memory_lookup(self, key: str) -> CacheEntry | None:
+        """Serve a read from memory because Redis is down or not configured."""
+        if not self.memory_only:
+            self.counters.fallbacks += 1
+        return self._count(self.memory.get(key))
+
+    def _count(self, entry: CacheEntry | None) -> CacheEntry | None:
+        if entry is None:
+            self.counters.misses += 1
+        else:
+            self.counters.hits += 1
+        return entry
+
+    def record_failure(self, exc: CacheBackendError) -> None:
+        self.counters.errors += 1
+        if isinstance(exc, RedisBusy):
+            logger.warning("Redis connection pool exhausted; serving this call from memory")
+            return
+        if self.breaker.record_failure(str(exc)):
+            self.counters.outages += 1
+            self.near_live = False
+            logger.warning("⚠️  Redis connection failed: %s", exc)
+            logger.warning("⚠️  Falling back to in-memory cache")
+            if self.on_outage is not None:
+                self.on_outage()
+
+    def _report_corrupt(self, key: str, reason: str) -> None:
+        self.counters.corrupt += 1
+        if key not in self._corrupt_logged and len(self._corrupt_logged) < MAX_CORRUPT_KEYS_LOGGED:
+            self._corrupt_logged.add(key)
+            logger.warning("Ignoring corrupt cache entry %s: %s", key, reason)
+
+    def _remember(self, key: str, entry: CacheEntry, now: float) -> None:
+        expires = None
+        if not entry.permanent:
+            expires = now + self.settings.cache_temporary_ttl
+            try:
+                created = datetime.fromisoformat(entry.created_at).timestamp()
+                expires = min(expires, created + self.settings.cache_temporary_ttl)
+            except ValueError:
+                pass
+        self.memory.set(key, entry, expires)
+
+    # --- plans --------------------------------------------------------------------------------
+    def plan_connect(self) -> Plan[bool]:
+        """Start-up: ping Redis and log the outcome with the spec's lines."""
+        self.restore_journal()
+        if self.memory_only:
+            logger.info("REDIS_URL is %s: using the in-memory cache only",
+                        mask_url(self.settings.redis_url))
+            return False
+        try:
+            yield Call("ping")
+        except CacheBackendError as exc:
+            self.record_failure(exc)
+            return False
+        logger.info("✅ Connected to Redis for video caching")
+        logger.info("Redis at %s", mask_url(self.settings.redis_url))
+        return True
+
+    def answer_locally(self, key: str) -> CacheEntry | None | NeedRedis:
+        """The answer when memory can give it (near hit, outage, no Redis), else NEED_REDIS."""
+        entry = self.near_lookup(key)
+        if entry is not None:
+            return entry
+        if not self.redis_usable:
+            return self.memory_lookup(key)
+        return NEED_REDIS
+
+    def plan_get(self, key: str) -> Plan[CacheEntry | None]:
+        """Read from Redis; call only after `answer_locally` returned NEED_REDIS."""
+        epoch = self.invalidation_epoch
+        try:
+            raw = yield Call("get", (key,))
+        except WrongTypeError:
+            self._report_corrupt(key, "the key holds another Redis type")
+            return self._count(None)
+        except CacheBackendError as exc:
+            self.record_failure(exc)
+            return self.memory_lookup(key)
+        return self._accept(key, raw, epoch, time.time())
+
+    def _accept(self, key: str, raw: bytes | None, epoch: int, now: float) -> CacheEntry | None:
+        if raw is None:
+            self.memory.delete(key)
+            return self._count(None)
+        try:
+            entry = CacheEntry.decode(raw)
+        except CorruptEntryError as exc:
+            self._report_corrupt(key, str(exc))
+            return self._count(None)
+        if epoch == self.invalidation_epoch:
+            self._remember(key, entry, now)
+        return self._count(entry)
+
+    def plan_get_many(self, keys: list[str]) -> Plan[list[CacheEntry | None]]:
+        results: list[CacheEntry | None] = [self.near_lookup(key) for key in keys]
+        missing = [i for i, entry in enumerate(results) if entry is None]
+        if not missing:
+            return results
+        if not self.redis_usable:
+            for i in missing:
+                results[i] = self.memory_lookup(keys[i])
+            return results
+        epoch = self.invalidation_epoch
+        try:
+            raws = yield Call("mget", ([keys[i] for i in missing],))
+        except CacheBackendError as exc:
+            self.record_failure(exc)
+            for i in missing:
+                results[i] = self.memory_lookup(keys[i])
+            return results
+        now = time.time()
+        for i, raw in zip(missing, raws, strict=True):
+            results[i] = self._accept(keys[i], raw, epoch, now)
+        return results
+
+    def plan_set(self, key: str, entry: CacheEntry) -> Plan[None]:
+        ttl = self.settings.cache_temporary_ttl
+        now = time.time()
+        if self.redis_usable:
+            kwargs: dict[str, Any] = {} if entry.permanent else {"ex": ttl}
+            try:
+                yield Call("set", (key, entry.encode()), kwargs)
+            except CacheBackendError as exc:
+                self.record_failure(exc)
+            else:
+                self.counters.sets += 1
+                self.memory.set(key, entry, expiry_for(entry, ttl, now))
+                return None
+        self.counters.sets += 1
+        expires = expiry_for(entry, ttl, now)
+        if not self.memory_only:
+            self.counters.fallbacks += 1
+            self.journal.append(JournalRecord(key, entry, expires, entry.created_at))
+        self.memory.set(key, entry, expires)
+        return None
+
+    def plan_delete(self, key: str) -> Plan[bool]:
+        found_in_memory = self.memory.delete(key)
+        self.counters.deletes += 1
+        if self.redis_usable:
+            try:
+                removed = yield Call("delete", (key,))
+            except CacheBackendError as exc:
+                self.record_failure(exc)
+            else:
+                return bool(removed) or found_in_memory
+        if not self.memory_only:
+            self.journal.append(JournalRecord(key, None, None, utc_now_iso()))
+        return found_in_memory
+
+    def plan_ttl(self, key: str) -> Plan[float | None]:
+        """Seconds left, -1 when permanent, None when absent: like `redis-cli TTL`."""
+        if self.redis_usable:
+            try:
+                ttl = yield Call("ttl", (key,))
+            except CacheBackendError as exc:
+                self.record_failure(exc)
+            else:
+                return None if ttl == -2 else float(ttl)
+        return self.memory.ttl(key)
+
+    def plan_count(self) -> Plan[int]:
+        """Live `video:*` entries in the active store (a SCAN, not DBSIZE)."""
+        if self.redis_usable:
+            total, cursor = 0, 0
+            try:
+                while True:
+                    cursor, batch = yield Call("scan", (cursor,),
+                                               {"match": KEY_PREFIX + "*", "count": 1000})
+                    total += len(batch)
+                    if cursor == 0:
+                        return total
+            except CacheBackendError as exc:
+                self.record_failure(exc)
+        return self.memory.count_live()
+
+    def plan_recover(self) -> Plan[bool]:
+        """One probe: check Redis accepts a write, replay the journal, close the breaker."""
+        try:
+            yield Call("set", (PROBE_KEY, utc_now_iso()), {"px": 10_000})
+            replayed, kept = yield from self._plan_replay()
+        except CacheBackendError as exc:
+            self.breaker.probe_failed(str(exc))
+            return False
+        downtime = self.breaker.probe_succeeded()
+        self.counters.reconnects += 1
+        # Invalidations may have been missed: nothing in memory is fresh any more.
+        self.memory.mark_all_stale()
+        self.invalidation_epoch += 1
+        logger.info("✅ Reconnected to Redis for video caching after %.1fs "
+                    "(replayed %d writes, kept %d newer values)", downtime, replayed, kept)
+        try:  # writes that raced with the breaker closing
+            yield from self._plan_replay()
+        except CacheBackendError as exc:
+            self.record_failure(exc)
+        return True
+
+    def plan_replay_pending(self) -> Plan[None]:
+        """While connected, replay anything a racing writer left in the journal."""
+        if self.redis_usable and self.journal.path.exists():
+            try:
+                yield from self._plan_replay()
+            except CacheBackendError as exc:
+                self.record_failure(exc)
+
+    def _plan_replay(self) -> Plan[tuple[int, int]]:
+        if not self.journal.has_pending():
+            return 0, 0
+        written = kept = 0
+        for record in self.journal.begin_replay():
+            args = replay_arguments(record)
+            if args is None:
+                continue
+            result = yield Call("eval", (REPLAY_SCRIPT, 1, record.key, *args))
+            if int(result) == 1:
+                written += 1
+            else:
+                kept += 1
+        self.journal.finish_replay()
+        self.counters.replayed += written
+        self.counters.replay_kept_newer += kept
+        return written, kept
+
+    # --- journal and stats --------------------------------------------------------------------
+    def restore_journal(self) -> None:
+        """After a restart during an outage, make journaled writes readable again."""
+        for record in self.journal.pending():
+            if record.entry is None:
+                self.memory.delete(record.key)
+            else:
+                self.memory.set(record.key, record.entry, record.expires_at)
+
+    def stats(self, total_entries: int) -> dict[str, Any]:
+        return {
+            "cache_type": self.cache_type,
+            "total_entries": total_entries,
+            **self.counters.as_dict(),
+            "memory_entries": len(self.memory),
+            "memory_max_entries": self.memory.max_entries,
+            "memory_evictions": self.memory.evictions,
+            "near_cache_enabled": self.settings.cache_near_enabled,
+            "near_cache_active": self.near_live,
+            "redis_configured": not self.memory_only,
+            "redis_connected": self.redis_usable,
+            "redis_url": mask_url(self.settings.redis_url),
+            "degraded_since": self.breaker.degraded_since,
+            "pending_replay": self.journal.pending_count() if not self.memory_only else 0,
+            "last_error": self.breaker.last_error,
+        }

@@ -1,0 +1,83 @@
+"""The cached value: JSON with `video_url`, `created_at` (ISO-8601, UTC) and `permanent`."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+MAX_URL_LENGTH = 2048
+
+
+class CorruptEntryError(ValueError):
+    """A stored value is not a cache entry of ours."""
+
+
+def validate_video_url(video_url: object) -> str:
+    if not isinstance(video_url, str):
+        raise TypeError(f"video_url must be a str, not {type(video_url).__name__}")
+    if not video_url:
+        raise ValueError("video_url must be a non-empty string")
+    if len(video_url) > MAX_URL_LENGTH:
+        raise ValueError(f"video_url is longer than {MAX_URL_LENGTH} characters")
+    if any(ord(char) < 0x21 or ord(char) == 0x7F for char in video_url):
+        raise ValueError("video_url must not contain spaces or control characters")
+    lowered = video_url.lower()
+    if lowered.startswith(("http://", "https://")):
+        if len(video_url.split("://", 1)[1]) == 0:
+            raise ValueError("video_url has no host")
+        return video_url
+    if video_url.startswith("/") and not video_url.startswith("//"):
+        return video_url
+    raise ValueError("video_url must be an http(s) URL or a path starting with '/'")
+
+
+def utc_now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+@dataclass(frozen=True, slots=True)
+class CacheEntry:
+    video_url: str
+    created_at: str
+    permanent: bool
+
+    @classmethod
+    def new(cls, video_url: str, permanent: bool) -> CacheEntry:
+        return cls(video_url=video_url, created_at=utc_now_iso(), permanent=permanent)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"video_url": self.video_url, "created_at": self.created_at,
+                "permanent": self.permanent}
+
+    def encode(self) -> bytes:
+        return json.dumps(self.to_dict(), separators=(",", ":")).encode("utf-8")
+
+    @classmethod
+    def from_dict(cls, data: object) -> CacheEntry:
+        if not isinstance(data, dict):
+            raise CorruptEntryError("value is not a JSON object")
+        url, created, permanent = data.get("video_url"), data.get("created_at"), data.get(
+            "permanent")
+        if not isinstance(url, str) or not isinstance(created, str):
+            raise CorruptEntryError("video_url or created_at is missing")
+        if not isinstance(permanent, bool):
+            raise CorruptEntryError("permanent is missing or not a boolean")
+        return cls(video_url=url, created_at=created, permanent=permanent)
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> CacheEntry:
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise CorruptEntryError("value is not JSON") from exc
+        return cls.from_dict(data)
+
+
+def expiry_for(entry: CacheEntry, temporary_ttl: float, now: float | None = None) -> float | None:
+    """Absolute expiry (epoch seconds) of a newly written entry; None when permanent."""
+    if entry.permanent:
+        return None
+    return (time.time() if now is None else now) + temporary_ttl

@@ -1,0 +1,45 @@
+"""Errors of the cache, and the one place where lower-layer errors are mapped to them.
+
+    CacheBackendError            Redis could not serve the call
+    ├── RedisUnavailable         connection, timeout, auth, OOM, READONLY...: open the breaker
+    ├── RedisBusy                the pool is exhausted: serve this call from memory only
+    └── WrongTypeError           the key holds another Redis type: a corrupt entry
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from redis import exceptions as redis_errors
+
+
+class CacheBackendError(Exception):
+    """Base of the errors raised into a cache plan by its driver."""
+
+
+class RedisUnavailable(CacheBackendError):
+    pass
+
+
+class RedisBusy(CacheBackendError):
+    pass
+
+
+class WrongTypeError(CacheBackendError):
+    pass
+
+
+def map_backend_error(exc: BaseException) -> CacheBackendError | None:
+    """The cache error for `exc`, or None when `exc` is not a backend failure (a bug)."""
+    if isinstance(exc, redis_errors.MaxConnectionsError):
+        return RedisBusy(str(exc))
+    if isinstance(exc, redis_errors.ResponseError) and str(exc).startswith("WRONGTYPE"):
+        return WrongTypeError(str(exc))
+    if isinstance(exc, redis_errors.RedisError | OSError | asyncio.TimeoutError):
+        return RedisUnavailable(describe(exc))
+    return None
+
+
+def describe(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]

@@ -1,0 +1,98 @@
+"""One settings object, read from the environment and `.env` (see `.env.example`)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # --- application -----------------------------------------------------------------------
+    app_env: Literal["development", "test", "production"] = "development"
+    log_level: str = "INFO"
+    # Token required by admin operations (purge, warm over HTTP). Empty disables them.
+    admin_token: str = ""
+    data_dir: Path = Path("data")
+
+    # --- Redis connection ------------------------------------------------------------------
+    redis_url: str = "redis://localhost:6379"
+    # When set, overrides the database number given in REDIS_URL.
+    redis_db: int | None = Field(default=None, ge=0, le=15)
+    redis_connect_timeout: float = Field(default=0.25, gt=0, le=30)
+    redis_socket_timeout: float = Field(default=0.25, gt=0, le=30)
+    redis_max_connections: int = Field(default=64, ge=1)
+
+    # --- video cache -----------------------------------------------------------------------
+    cache_temporary_ttl: int = Field(default=86400, ge=1)
+    # Bound of the in-process store (near cache + outage fallback).
+    cache_memory_max_entries: int = Field(default=10_000, ge=1)
+    # Serve repeated reads from the in-process near cache (invalidated by Redis tracking).
+    cache_near_enabled: bool = True
+    # Recovery probe: capped exponential backoff with jitter between probes (seconds).
+    cache_probe_base: float = Field(default=0.05, gt=0)
+    cache_probe_max_interval: float = Field(default=2.0, gt=0, le=60)
+    # fsync the outage journal: "always", "permanent" (only permanent entries) or "never".
+    cache_journal_fsync: Literal["always", "permanent", "never"] = "permanent"
+
+    # --- videos ----------------------------------------------------------------------------
+    video_dir: Path | None = None  # defaults to {data_dir}/videos
+    video_public_prefix: str = "/videos"
+    video_resolution: Literal["360p", "720p"] = "360p"
+    video_provider: Literal["local", "http"] = "local"
+    video_render_workers: int = Field(default=1, ge=1, le=16)
+    # Where local renders run: worker processes (no GIL contention with the event loop) or threads.
+    video_render_pool: Literal["process", "thread"] = "process"
+    video_render_timeout: float = Field(default=60.0, gt=0)
+    video_generation_lock_ttl: float = Field(default=120.0, gt=0)
+    video_negative_ttl: float = Field(default=30.0, ge=0)
+    video_narration: bool = True
+    # Generic hosted-provider adapter (HttpProvider).
+    http_provider_submit_url: str = ""
+    http_provider_status_url: str = ""  # may contain {job_id}
+    http_provider_cancel_url: str = ""  # may contain {job_id}
+    http_provider_auth_header: str = "Authorization"
+    http_provider_token: str = ""
+    http_provider_job_id_path: str = "id"
+    http_provider_status_path: str = "status"
+    http_provider_result_url_path: str = "output.url"
+    http_provider_error_path: str = "error"
+    http_provider_poll_interval: float = Field(default=1.0, gt=0)
+    http_provider_deadline: float = Field(default=120.0, gt=0)
+    http_provider_fallback_local: bool = True
+    # Popularity-driven pre-generation.
+    pregen_enabled: bool = True
+    pregen_top_n: int = Field(default=20, ge=0)
+    pregen_interval: float = Field(default=60.0, gt=0)
+    pregen_max_per_run: int = Field(default=5, ge=0)
+
+    # --- game ------------------------------------------------------------------------------
+    extra_deck_paths: list[Path] = Field(default_factory=list)
+    reconnect_grace_seconds: float = Field(default=60.0, ge=0)
+    speculative_render: bool = True
+    socket_rate_limit_per_second: float = Field(default=20.0, gt=0)
+    socket_rate_limit_burst: int = Field(default=40, ge=1)
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Settings:
+        if self.app_env == "production" and self.admin_token in {"", "changeme"}:
+            raise ValueError("ADMIN_TOKEN must be set to a real secret when APP_ENV=production")
+        return self
+
+    @property
+    def resolved_video_dir(self) -> Path:
+        return self.video_dir if self.video_dir is not None else self.data_dir / "videos"
+
+    @property
+    def journal_path(self) -> Path:
+        return self.data_dir / "cache-journal.jsonl"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

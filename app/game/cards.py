@@ -1,0 +1,80 @@
+"""Cards and the shuffled piles they are drawn from."""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+# A blank is a run of underscores that touches no letter or digit ("_", "__", "_."), so that
+# Markdown emphasis such as "_word_" in imported decks is not counted as a blank.
+_BLANK = re.compile(r"(?<![^\W_])_+(?![^\W_])")
+
+
+def count_blanks(text: str) -> int:
+    return len(_BLANK.findall(text))
+
+
+def default_draw(pick: int) -> int:
+    """House rule: a pick-3 card lets every player draw 2 extra cards first."""
+    return 2 if pick == 3 else 0
+
+
+@dataclass(frozen=True, slots=True)
+class WhiteCard:
+    id: str  # "<deck_id>:w:<index>", stable across restarts for the same deck file
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class BlackCard:
+    id: str  # "<deck_id>:b:<index>"
+    text: str
+    pick: int = 1
+    draw: int = 0
+
+
+C = TypeVar("C", WhiteCard, BlackCard)
+
+
+class Pile(Generic[C]):
+    """A draw pile and its discards, which are reshuffled when the draw pile runs out."""
+
+    def __init__(self, cards: Iterable[C], rng: random.Random) -> None:
+        self._rng = rng
+        self._draw: list[C] = list(cards)
+        self._discard: list[C] = []
+        self._rng.shuffle(self._draw)
+        self.reshuffles = 0
+
+    @property
+    def remaining(self) -> int:
+        return len(self._draw)
+
+    @property
+    def available(self) -> int:
+        return len(self._draw) + len(self._discard)
+
+    def draw(self, n: int = 1) -> list[C]:
+        """Up to ``n`` cards; fewer only when draw and discard piles are both exhausted."""
+        out: list[C] = []
+        while len(out) < n:
+            if not self._draw:
+                if not self._discard:
+                    break
+                self._draw, self._discard = self._discard, []
+                self._rng.shuffle(self._draw)
+                self.reshuffles += 1
+            out.append(self._draw.pop())
+        return out
+
+    def discard(self, cards: Iterable[C]) -> None:
+        self._discard.extend(cards)
+
+    def reset(self, cards: Iterable[C]) -> None:
+        """Start over with ``cards`` shuffled and an empty discard pile (a new game)."""
+        self._draw = list(cards)
+        self._discard = []
+        self._rng.shuffle(self._draw)

@@ -1,0 +1,130 @@
+"""What a transition did, for the socket layer to broadcast. Plain frozen dataclasses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+LeaveReason = Literal["left", "kicked", "timed_out"]
+VoidReason = Literal["czar_left", "judge_timeout", "no_submissions", "not_enough_players"]
+
+
+@dataclass(frozen=True, slots=True)
+class PlayerJoined:
+    player_id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class PlayerLeft:
+    player_id: str
+    name: str
+    reason: LeaveReason
+
+
+@dataclass(frozen=True, slots=True)
+class PlayerDisconnected:
+    player_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PlayerReconnected:
+    player_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class HostChanged:
+    host_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class GameStarted:
+    resumed: bool  # True when a paused game continues with its scores
+
+
+@dataclass(frozen=True, slots=True)
+class RoundStarted:
+    round: int
+    czar_id: str
+    black_card_text: str
+    pick: int
+    draw: int
+
+
+@dataclass(frozen=True, slots=True)
+class CardsSubmitted:
+    round: int
+    player_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SubmissionWithdrawn:
+    round: int
+    player_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RevealedSubmission:
+    submission_id: str
+    white_card_texts: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SubmissionsRevealed:
+    round: int
+    black_card_text: str
+    submissions: tuple[RevealedSubmission, ...]  # shuffled, anonymous
+
+
+@dataclass(frozen=True, slots=True)
+class RoundWon:
+    round: int
+    black_card_text: str
+    white_card_texts: tuple[str, ...]
+    winner_player_id: str
+    winner_name: str
+    submission_id: str
+    scores: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class RoundVoided:
+    round: int
+    reason: VoidReason
+
+
+@dataclass(frozen=True, slots=True)
+class GamePaused:
+    reason: Literal["not_enough_players"]
+    scores: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class GameOver:
+    winner_player_id: str
+    winner_name: str
+    scores: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class DeckReshuffled:
+    kind: Literal["white", "black"]
+
+
+Event = (
+    PlayerJoined
+    | PlayerLeft
+    | PlayerDisconnected
+    | PlayerReconnected
+    | HostChanged
+    | GameStarted
+    | RoundStarted
+    | CardsSubmitted
+    | SubmissionWithdrawn
+    | SubmissionsRevealed
+    | RoundWon
+    | RoundVoided
+    | GamePaused
+    | GameOver
+    | DeckReshuffled
+)

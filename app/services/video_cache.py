@@ -1,0 +1,285 @@
+"""The video cache: Redis first, memory as the fallback, behind one facade.
+
+    from app.services.video_cache import video_cache
+    video_cache.set("What's the secret to happiness?", ["Cats with opposable thumbs"],
+                    "https://video.url/abc123.mp4", permanent=True)
+    video_cache.get("What's the secret to happiness?", ["Cats with opposable thumbs"])
+
+The sync API (`set`, `get`, `delete`, `get_many`, `get_stats`) is the one of the spec; each has
+an async twin (`aset`, `aget`, ...) that the server uses so its event loop never waits on a
+socket. Both only drive the plans of `app.cache.core`, where the policy lives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+
+from app.cache.connection import make_async_client, make_sync_client
+from app.cache.core import NEED_REDIS, CacheCore
+from app.cache.entry import CacheEntry, validate_video_url
+from app.cache.invalidation import InvalidationListener
+from app.cache.keys import key_for, validate_cards
+from app.cache.plans import run_async, run_sync
+from app.cache.prober import ThreadProber, probe_forever
+from app.core.config import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+
+Combo = tuple[str, Sequence[str]] | Any  # a (black, whites) pair, or an object with .black/.whites
+
+
+def _combo_cards(combo: Combo) -> tuple[object, object]:
+    if isinstance(combo, tuple) and len(combo) == 2:
+        return combo[0], combo[1]
+    try:
+        return combo.black, combo.whites
+    except AttributeError:
+        raise TypeError("each combo must be a (black_card, white_cards) pair or have "
+                        ".black and .whites") from None
+
+
+class VideoCache:
+    def __init__(self, settings: Settings | None = None) -> None:
+        self._settings = settings
+        self._core: CacheCore | None = None
+        self._lock = threading.RLock()
+        self._started = False
+        self._sync_client: redis.Redis | None = None
+        self._async_client: aioredis.Redis | None = None
+        self._async_loop: asyncio.AbstractEventLoop | None = None
+        self._listener: InvalidationListener | None = None
+        self._thread_prober: ThreadProber | None = None
+        self._probe_task: asyncio.Task[None] | None = None
+
+    # --- life cycle ---------------------------------------------------------------------------
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = get_settings()
+        return self._settings
+
+    @property
+    def core(self) -> CacheCore:
+        if self._core is None:
+            with self._lock:
+                if self._core is None:
+                    core = CacheCore(self.settings)
+                    core.on_outage = self._ensure_prober
+                    self._core = core
+        return self._core
+
+    def configure(self, settings: Settings) -> None:
+        """Use other settings from now on (tests, CLI). Drops clients and state."""
+        self.close()
+        self._settings = settings
+        self._core = None
+
+    def _start_background(self) -> None:
+        core = self.core
+        if not core.memory_only:
+            self._listener = self._listener or InvalidationListener(core)
+            self._listener.start()
+            if core.breaker.is_open:
+                self._ensure_prober()
+
+    def _ensure_prober(self) -> None:
+        if self._probe_task is not None and not self._probe_task.done():
+            return
+        self._thread_prober = self._thread_prober or ThreadProber(self.core, self._sync)
+        self._thread_prober.start()
+
+    def _ensure_started(self) -> None:
+        """Auto-detection on first use: connect, or fall back to memory."""
+        with self._lock:
+            if self._started:
+                return
+            run_sync(self.core.plan_connect(), self._sync)
+            self._started = True
+            self._start_background()
+
+    async def astart(self) -> None:
+        """Connect from the server's lifespan; the recovery probe runs as a task of this loop."""
+        if self._thread_prober is not None:
+            self._thread_prober.stop()
+        if not self.core.memory_only:
+            self._probe_task = asyncio.create_task(
+                probe_forever(self.core, self._async), name="video-cache-probe")
+        if not self._started:
+            await run_async(self.core.plan_connect(), self._async)
+            self._started = True
+        self._start_background()
+
+    async def aclose(self) -> None:
+        if self._probe_task is not None:
+            self._probe_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._probe_task
+            self._probe_task = None
+        if self._async_client is not None:
+            with contextlib.suppress(Exception):
+                await self._async_client.aclose()
+        self._async_client = None
+        self._async_loop = None
+        self.close()
+
+    def close(self) -> None:
+        if self._listener is not None:
+            self._listener.stop()
+        if self._thread_prober is not None:
+            self._thread_prober.stop()
+        if self._probe_task is not None and not self._probe_task.done():
+            self._probe_task.cancel()
+        self._probe_task = None
+        if self._sync_client is not None:
+            self._sync_client.close()
+        self._sync_client = None
+        self._async_client = None
+        self._async_loop = None
+        self._listener = None
+        self._thread_prober = None
+        self._started = False
+
+    def _sync(self) -> redis.Redis:
+        if self._sync_client is None:
+            self._sync_client = make_sync_client(self.settings)
+        return self._sync_client
+
+    def _async(self) -> aioredis.Redis:
+        loop = asyncio.get_running_loop()
+        if self._async_client is None or self._async_loop is not loop:
+            self._async_client = make_async_client(self.settings)
+            self._async_loop = loop
+        return self._async_client
+
+    def sync_redis(self) -> redis.Redis | None:
+        """The sync client while Redis is usable, else None."""
+        if not self._started:
+            self._ensure_started()
+        return self._sync() if self.core.redis_usable else None
+
+    def async_redis(self) -> aioredis.Redis | None:
+        """The async client of the running loop while Redis is usable, else None."""
+        if not self._started:
+            self._ensure_started()
+        return self._async() if self.core.redis_usable else None
+
+    # --- keys and input -----------------------------------------------------------------------
+    @staticmethod
+    def key_for(black_card: str, white_cards: Sequence[str]) -> str:
+        return key_for(black_card, white_cards)
+
+    @staticmethod
+    def _new_entry(video_url: object, permanent: object) -> CacheEntry:
+        if not isinstance(permanent, bool):
+            raise TypeError(f"permanent must be a bool, not {type(permanent).__name__}")
+        return CacheEntry.new(validate_video_url(video_url), permanent)
+
+    def _keys(self, combos: Iterable[Combo]) -> list[str]:
+        return [key_for(*_combo_cards(combo)) for combo in combos]
+
+    # --- sync API (the spec's) ----------------------------------------------------------------
+    def get_entry(self, black_card: str, white_cards: Sequence[str]) -> CacheEntry | None:
+        if not self._started:
+            self._ensure_started()
+        key = key_for(black_card, white_cards)
+        local = self.core.answer_locally(key)
+        if local is not NEED_REDIS:
+            return local
+        return run_sync(self.core.plan_get(key), self._sync)
+
+    def get(self, black_card: str, white_cards: Sequence[str]) -> str | None:
+        entry = self.get_entry(black_card, white_cards)
+        return None if entry is None else entry.video_url
+
+    def set(self, black_card: str, white_cards: Sequence[str], video_url: str,
+            permanent: bool = False) -> None:
+        key = key_for(black_card, white_cards)
+        entry = self._new_entry(video_url, permanent)
+        if not self._started:
+            self._ensure_started()
+        run_sync(self.core.plan_set(key, entry), self._sync)
+
+    def delete(self, black_card: str, white_cards: Sequence[str]) -> bool:
+        key = key_for(black_card, white_cards)
+        if not self._started:
+            self._ensure_started()
+        return run_sync(self.core.plan_delete(key), self._sync)
+
+    def get_many(self, combos: Iterable[Combo]) -> list[str | None]:
+        keys = self._keys(combos)
+        if not self._started:
+            self._ensure_started()
+        entries = run_sync(self.core.plan_get_many(keys), self._sync)
+        return [None if entry is None else entry.video_url for entry in entries]
+
+    def ttl(self, black_card: str, white_cards: Sequence[str]) -> float | None:
+        key = key_for(black_card, white_cards)
+        if not self._started:
+            self._ensure_started()
+        return run_sync(self.core.plan_ttl(key), self._sync)
+
+    def get_stats(self) -> dict[str, Any]:
+        if not self._started:
+            self._ensure_started()
+        total = run_sync(self.core.plan_count(), self._sync)
+        return self.core.stats(total)
+
+    # --- async twins --------------------------------------------------------------------------
+    async def aget_entry(self, black_card: str, white_cards: Sequence[str]) -> CacheEntry | None:
+        if not self._started:
+            await self.astart()
+        key = key_for(black_card, white_cards)
+        local = self.core.answer_locally(key)
+        if local is not NEED_REDIS:
+            return local
+        return await run_async(self.core.plan_get(key), self._async)
+
+    async def aget(self, black_card: str, white_cards: Sequence[str]) -> str | None:
+        entry = await self.aget_entry(black_card, white_cards)
+        return None if entry is None else entry.video_url
+
+    async def aset(self, black_card: str, white_cards: Sequence[str], video_url: str,
+                   permanent: bool = False) -> None:
+        key = key_for(black_card, white_cards)
+        entry = self._new_entry(video_url, permanent)
+        if not self._started:
+            await self.astart()
+        await run_async(self.core.plan_set(key, entry), self._async)
+
+    async def adelete(self, black_card: str, white_cards: Sequence[str]) -> bool:
+        key = key_for(black_card, white_cards)
+        if not self._started:
+            await self.astart()
+        return await run_async(self.core.plan_delete(key), self._async)
+
+    async def aget_many(self, combos: Iterable[Combo]) -> list[str | None]:
+        keys = self._keys(combos)
+        if not self._started:
+            await self.astart()
+        entries = await run_async(self.core.plan_get_many(keys), self._async)
+        return [None if entry is None else entry.video_url for entry in entries]
+
+    async def attl(self, black_card: str, white_cards: Sequence[str]) -> float | None:
+        key = key_for(black_card, white_cards)
+        if not self._started:
+            await self.astart()
+        return await run_async(self.core.plan_ttl(key), self._async)
+
+    async def aget_stats(self) -> dict[str, Any]:
+        if not self._started:
+            await self.astart()
+        total = await run_async(self.core.plan_count(), self._async)
+        return self.core.stats(total)
+
+
+__all__ = ["VideoCache", "video_cache", "validate_cards"]
+
+video_cache = VideoCache()
