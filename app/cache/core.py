@@ -128,6 +128,13 @@ class CacheCore:
             return False
         logger.info("✅ Connected to Redis for video caching")
         logger.info("Redis at %s", mask_url(self.settings.redis_url))
+        try:  # writes journaled by an earlier run, during an outage
+            replayed, kept = yield from self._plan_replay()
+        except CacheBackendError as exc:
+            self.record_failure(exc)
+            return False
+        if replayed or kept:
+            logger.info("Replayed %d journaled writes (kept %d newer values)", replayed, kept)
         return True
 
     def answer_locally(self, key: str) -> CacheEntry | None | NeedRedis:

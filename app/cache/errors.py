@@ -41,5 +41,8 @@ def map_backend_error(exc: BaseException) -> CacheBackendError | None:
 
 
 def describe(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:300]
+    """One short line for logs and stats; server replies keep their error class."""
+    text = (str(exc).strip() or type(exc).__name__).splitlines()[0][:300]
+    if isinstance(exc, redis_errors.ResponseError):
+        return f"{type(exc).__name__}: {text}"
+    return text

@@ -71,7 +71,8 @@ class InvalidationListener:
 
     def _listen(self) -> None:
         name = f"punchline-inv-{uuid.uuid4().hex[:12]}"
-        subscriber = make_sync_client(self.core.settings, client_name=name)
+        # RESP2: invalidations then arrive as ordinary pub/sub messages on the channel.
+        subscriber = make_sync_client(self.core.settings, client_name=name, protocol=2)
         tracker = make_sync_client(self.core.settings, single_connection_client=True)
         pubsub = subscriber.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
         try:

@@ -206,7 +206,7 @@ class FontSet:
             or len(cluster) > 1 and is_emoji(code)
             or code >= 0x1F000 and is_emoji(code)
         )
-        order = range(len(self.faces))
+        order: list[int] = list(range(len(self.faces)))
         if wants_emoji:
             order = sorted(order, key=lambda i: not self.faces[i].emoji)
         for i in order:

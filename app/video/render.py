@@ -20,7 +20,7 @@ import av
 from PIL import Image, ImageDraw
 
 from app.video.errors import RenderError, RenderTimeoutError
-from app.video.fonts import EMOJI_STRIKE, DEJAVU_DIR, FontSet, load_fontset
+from app.video.fonts import DEJAVU_DIR, EMOJI_STRIKE, FontSet, load_fontset
 from app.video.layout import Layout, layout
 from app.video.text import Role, compose, sentence
 
@@ -31,6 +31,7 @@ FPS = 24
 MIN_SECONDS = 4.0
 MAX_SECONDS = 6.0
 AUDIO_RATE = 44100
+X264_OPTIONS = {"preset": "veryfast", "crf": "23", "tune": "stillimage"}
 
 BACKGROUND = (24, 24, 27)
 CARD = (6, 6, 6)
@@ -257,7 +258,8 @@ def render_video(job: RenderJob, dest: str) -> RenderResult:
             text = sentence(compose(job.black, job.whites))
             remaining = 10.0 if job.deadline is None else job.deadline - time.time()
             try:
-                wav = synthesize(job.espeak, text, MAX_SECONDS - 0.5, max(0.1, min(10.0, remaining)))
+                timeout = max(0.1, min(10.0, remaining))
+                wav = synthesize(job.espeak, text, MAX_SECONDS - 0.5, timeout)
                 audio = _audio_frames(wav)
             except (subprocess.SubprocessError, OSError, av.FFmpegError):
                 logger.warning("narration failed; rendering silently", exc_info=True)
@@ -282,9 +284,7 @@ def _encode(
     job: RenderJob, dest: str, scene: Scene, timeline: Timeline, audio: list[av.AudioFrame]
 ) -> int:
     with av.open(dest, mode="w", format="mp4", options={"movflags": "+faststart"}) as out:
-        video = out.add_stream(
-            "libx264", rate=job.fps, options={"preset": "veryfast", "crf": "23", "tune": "stillimage"}
-        )
+        video = out.add_stream("libx264", rate=job.fps, options=X264_OPTIONS)
         video.width, video.height, video.pix_fmt = job.width, job.height, "yuv420p"
         sound = out.add_stream("aac", rate=AUDIO_RATE, layout="mono") if audio else None
         count = 0
@@ -293,7 +293,8 @@ def _encode(
             _check_deadline(job.deadline)
             if image is not None or current is None:
                 assert image is not None
-                current = av.VideoFrame.from_image(image).reformat(format="yuv420p")
+                rgb = av.VideoFrame.from_image(image)  # type: ignore[no-untyped-call]
+                current = rgb.reformat(format="yuv420p")
             current.pts = count
             current.time_base = Fraction(1, job.fps)
             out.mux(video.encode(current))

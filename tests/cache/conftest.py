@@ -15,8 +15,8 @@ CacheFactory = Callable[..., VideoCache]
 
 
 def make_settings(tmp_path: Path, redis_url: str, **overrides: Any) -> Settings:
-    return Settings(_env_file=None, redis_url=redis_url, data_dir=tmp_path / "data",
-                    **overrides)
+    options: dict[str, Any] = {"data_dir": tmp_path / "data", **overrides}
+    return Settings(_env_file=None, redis_url=redis_url, **options)
 
 
 @pytest.fixture

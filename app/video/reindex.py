@@ -1,0 +1,92 @@
+"""Rebuild cache entries from the video directory's sidecars (`python -m app.cli reindex`).
+
+For each `{sha256}.mp4` with a valid `{sha256}.json`: if the cache has no entry, write one
+(permanent as recorded; temporary ones only while younger than `cache_temporary_ttl`); if the
+cache holds it as temporary but the sidecar says permanent, promote it. Entries that exist are
+otherwise left alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from app.video.service import VideoService
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ReindexReport:
+    scanned: int = 0
+    restored: int = 0
+    promoted: int = 0
+    present: int = 0
+    expired: int = 0
+    orphans: int = 0  # mp4 without a readable sidecar
+    mismatched: int = 0  # sidecar texts do not hash to the file name
+
+
+def _age_seconds(created_at: str) -> float | None:
+    try:
+        created = datetime.fromisoformat(created_at)
+    except ValueError:
+        return None
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)
+    return (datetime.now(UTC) - created).total_seconds()
+
+
+async def reindex(
+    service: VideoService, *, dry_run: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> ReindexReport:
+    report = ReindexReport()
+    storage, cache = service.storage, service.cache
+    videos = await asyncio.to_thread(lambda: list(storage.iter_videos()))
+    ttl = service.settings.cache_temporary_ttl
+    for sha, meta in videos:
+        report.scanned += 1
+        outcome = "orphan"
+        if meta is None:
+            report.orphans += 1
+        else:
+            try:
+                key = cache.key_for(meta.black_card, meta.white_cards)
+            except (TypeError, ValueError):
+                key = ""
+            if key != meta.key or meta.key != f"video:{sha}":
+                report.mismatched += 1
+                outcome = "mismatched"
+                logger.warning("sidecar of %s does not match its name; skipped", sha[:12])
+            else:
+                outcome = await _restore(service, sha, meta.black_card, meta.white_cards,
+                                         meta.permanent, meta.created_at, ttl, dry_run)
+                setattr(report, outcome, getattr(report, outcome) + 1)
+        if progress:
+            progress(outcome)
+    return report
+
+
+async def _restore(
+    service: VideoService, sha: str, black: str, whites: list[str], permanent: bool,
+    created_at: str, ttl: int, dry_run: bool,
+) -> str:
+    cache = service.cache
+    url = service.storage.url_for(sha)
+    entry = await cache.aget_entry(black, whites)
+    if entry is not None:
+        if permanent and not entry.permanent:
+            if not dry_run:
+                await cache.aset(black, whites, entry.video_url, permanent=True)
+            return "promoted"
+        return "present"
+    age = _age_seconds(created_at)
+    if not permanent and (age is None or age >= ttl):
+        return "expired"
+    if not dry_run:
+        await cache.aset(black, whites, url, permanent=permanent)
+    return "restored"

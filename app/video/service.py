@@ -1,0 +1,437 @@
+"""The generation service: cache first, then one generation per combination, everywhere.
+
+    url = await get_video_service().get_or_create(black, whites, permanent=True)
+
+1. A cache hit returns at once. A hit on a temporary entry when a permanent one is asked for is
+   *promoted* (rewritten as permanent) without rendering again.
+2. On a miss, callers in this process share one generation (single flight: N callers, one
+   render), and a Redis lock (`SET NX PX` + token, compare-and-delete release) makes instances
+   share it too: the instances that lose the lock poll the cache until the winner publishes.
+3. The provider writes an MP4 into our storage, content-addressed by the cache key; the cache
+   stores our URL `/videos/<sha256>.mp4`.
+4. A failure is never cached as a success. It is remembered for `video_negative_ttl` seconds
+   (in process and in Redis) so that a failing provider is not hammered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from app.cache.entry import CacheEntry, utc_now_iso
+from app.core.config import Settings, get_settings
+from app.services.video_cache import VideoCache
+from app.video.combos import ComboLike
+from app.video.errors import (
+    GenerationWaitTimeout,
+    InvalidCardsError,
+    RecentFailureError,
+    VideoGenerationError,
+)
+from app.video.http_provider import HttpProvider
+from app.video.local import LocalRenderer
+from app.video.locks import LOCK_PREFIX, RedisLock
+from app.video.popularity import PopularityTracker
+from app.video.provider import VideoProvider, VideoRequest
+from app.video.storage import VideoMeta, VideoStorage, sha_of_key
+from app.video.text import validate_cards
+
+logger = logging.getLogger(__name__)
+
+FAILED_PREFIX = "punchline:video-failed:"
+_REDIS_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
+
+
+def build_provider(settings: Settings, *, pool: str | None = None) -> VideoProvider:
+    """The provider named by `video_provider`; `pool` overrides `video_render_pool`."""
+    local = LocalRenderer(settings, pool=pool)
+    if settings.video_provider == "http":
+        return HttpProvider(settings, fallback=local if settings.http_provider_fallback_local
+                            else None)
+    return local
+
+
+@dataclass
+class _Flight:
+    """One generation in this process, shared by every caller of the same key."""
+
+    permanent: bool
+    task: asyncio.Task[str] | None = None
+    stored_permanent: bool = False
+
+
+@dataclass
+class _Stats:
+    hits: int = 0
+    misses: int = 0
+    generations: int = 0
+    joined: int = 0
+    lock_waits: int = 0
+    failures: int = 0
+    negative_hits: int = 0
+    promotions: int = 0
+    repairs: int = 0
+    render_seconds: float = 0.0
+    last_error: str | None = None
+
+
+class VideoService:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        cache: VideoCache | None = None,
+        provider: VideoProvider | None = None,
+        storage: VideoStorage | None = None,
+        popularity: PopularityTracker | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        if cache is None:
+            from app.services.video_cache import video_cache
+
+            cache = video_cache
+        self.cache = cache
+        self.provider = provider or build_provider(settings)
+        self.storage = storage or VideoStorage(settings.resolved_video_dir,
+                                               settings.video_public_prefix)
+        self.popularity = popularity or PopularityTracker(self._redis)
+        self.clock = clock
+        self._flights: dict[str, _Flight] = {}
+        self._failures: dict[str, tuple[float, str]] = {}
+        self._stats = _Stats()
+        # How long an instance waits for another instance's generation.
+        budget = settings.video_render_timeout
+        if settings.video_provider == "http":
+            budget += settings.http_provider_deadline
+        self.wait_timeout = max(budget, settings.video_generation_lock_ttl) + 5.0
+
+    # --- helpers ------------------------------------------------------------------------------
+    def _redis(self) -> aioredis.Redis | None:
+        try:
+            return self.cache.async_redis()
+        except _REDIS_ERRORS:
+            return None
+
+    async def _entry(self, black: str, whites: list[str]) -> CacheEntry | None:
+        entry = await self.cache.aget_entry(black, whites)
+        if entry is None:
+            return None
+        sha = self.storage.sha_of_url(entry.video_url)
+        if sha is not None and not await asyncio.to_thread(self.storage.exists, sha):
+            # Our URL, but the file is gone (purged disk, another instance's disk): render again.
+            self._stats.repairs += 1
+            logger.warning("cached video %s is missing from %s; generating it again", sha[:12],
+                           self.storage.directory)
+            return None
+        return entry
+
+    async def _promote(self, black: str, whites: list[str], url: str) -> None:
+        await self.cache.aset(black, whites, url, permanent=True)
+        self._stats.promotions += 1
+        sha = self.storage.sha_of_url(url)
+        if sha is not None:
+            with contextlib.suppress(OSError):
+                await asyncio.to_thread(self.storage.mark_permanent, sha)
+        logger.info("promoted %s to permanent", url)
+
+    # --- negative cache -----------------------------------------------------------------------
+    async def _check_recent_failure(self, key: str) -> None:
+        ttl = self.settings.video_negative_ttl
+        if ttl <= 0:
+            return
+        now = self.clock()
+        local = self._failures.get(key)
+        if local is not None:
+            if local[0] > now:
+                self._stats.negative_hits += 1
+                raise RecentFailureError(f"generation failed recently: {local[1]}", local[0] - now)
+            del self._failures[key]
+        client = self._redis()
+        if client is None:
+            return
+        try:
+            name = FAILED_PREFIX + sha_of_key(key)
+            message, pttl = await asyncio.gather(client.get(name), client.pttl(name))
+        except _REDIS_ERRORS:
+            return
+        if message is not None and pttl and pttl > 0:
+            self._stats.negative_hits += 1
+            text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
+            raise RecentFailureError(f"generation failed recently: {text}", pttl / 1000)
+
+    async def _remember_failure(self, key: str, exc: BaseException) -> None:
+        ttl = self.settings.video_negative_ttl
+        self._stats.failures += 1
+        self._stats.last_error = f"{type(exc).__name__}: {exc}"
+        if ttl <= 0 or isinstance(exc, InvalidCardsError):
+            return
+        message = self._stats.last_error[:500]
+        self._failures[key] = (self.clock() + ttl, message)
+        if len(self._failures) > 10_000:
+            now = self.clock()
+            self._failures = {k: v for k, v in self._failures.items() if v[0] > now}
+        client = self._redis()
+        if client is not None:
+            with contextlib.suppress(*_REDIS_ERRORS):
+                await client.set(FAILED_PREFIX + sha_of_key(key), message, px=int(ttl * 1000))
+
+    def _forget(self, key: str, _task: asyncio.Task[str]) -> None:
+        self._flights.pop(key, None)
+
+    # --- public API ---------------------------------------------------------------------------
+    async def get_or_create(
+        self, black_card: str, white_cards: list[str], permanent: bool = False
+    ) -> str:
+        """Our URL of the video of this combination, generating it at most once."""
+        cleaned_black, cleaned_whites = validate_cards(black_card, white_cards)
+        whites = list(white_cards)
+        try:
+            key = self.cache.key_for(black_card, whites)
+        except (TypeError, ValueError) as exc:  # e.g. an unpaired surrogate cannot be hashed
+            raise InvalidCardsError(f"cards cannot be keyed: {exc}") from exc
+        entry = await self._entry(black_card, whites)
+        if entry is not None:
+            self._stats.hits += 1
+            if permanent and not entry.permanent:
+                await self._promote(black_card, whites, entry.video_url)
+            return entry.video_url
+        self._stats.misses += 1
+        flight = self._flights.get(key)
+        if flight is None:
+            await self._check_recent_failure(key)
+            flight = self._flights.get(key)  # another caller may have started meanwhile
+        if flight is not None:
+            self._stats.joined += 1
+            flight.permanent = flight.permanent or permanent
+        else:
+            flight = _Flight(permanent=permanent)
+            request = VideoRequest(cleaned_black, cleaned_whites, key,
+                                   self.settings.video_resolution)
+            flight.task = asyncio.create_task(
+                self._produce(request, black_card, whites, flight), name=f"video-{key[6:18]}"
+            )
+            self._flights[key] = flight
+            flight.task.add_done_callback(functools.partial(self._forget, key))
+        assert flight.task is not None
+        url = await asyncio.shield(flight.task)
+        if permanent and not flight.stored_permanent:
+            await self._promote(black_card, whites, url)
+            flight.stored_permanent = True
+        return url
+
+    async def record_play(self, black_card: str, white_cards: list[str]) -> None:
+        """Count one play of this combination (feeds pre-generation). Never raises on bad input."""
+        try:
+            validate_cards(black_card, white_cards)
+            self.cache.key_for(black_card, list(white_cards))
+        except (TypeError, ValueError) as exc:
+            logger.debug("not counting an invalid combination: %s", exc)
+            return
+        await self.popularity.record(black_card, list(white_cards))
+
+    # --- generation ---------------------------------------------------------------------------
+    async def _produce(
+        self, request: VideoRequest, black: str, whites: list[str], flight: _Flight
+    ) -> str:
+        # A flight that finished while this one was being set up has already cached the video.
+        entry = await self._entry(black, whites)
+        if entry is not None:
+            flight.stored_permanent = entry.permanent
+            return entry.video_url
+        client = self._redis()
+        if client is None:
+            return await self._generate(request, black, whites, flight)
+        lock = RedisLock(client, LOCK_PREFIX + request.sha256,
+                         self.settings.video_generation_lock_ttl)
+        deadline = self.clock() + self.wait_timeout
+        waited = False
+        while True:
+            try:
+                acquired = await lock.acquire()
+            except _REDIS_ERRORS:
+                logger.warning("generation lock unavailable; generating without it",
+                               exc_info=True)
+                return await self._generate(request, black, whites, flight)
+            if acquired:
+                return await self._generate_locked(lock, request, black, whites, flight)
+            if not waited:
+                waited = True
+                self._stats.lock_waits += 1
+                logger.info("video %s is being generated by another instance; waiting",
+                            request.sha256[:12])
+            url = await self._wait_for_other(lock, request, black, whites, flight, deadline)
+            if url is not None:
+                return url
+
+    async def _wait_for_other(
+        self, lock: RedisLock, request: VideoRequest, black: str, whites: list[str],
+        flight: _Flight, deadline: float,
+    ) -> str | None:
+        """Poll until the lock holder publishes (URL), fails (raise) or vanishes (None)."""
+        delay = 0.05
+        while True:
+            entry = await self.cache.aget_entry(black, whites)
+            if entry is not None:
+                flight.stored_permanent = entry.permanent
+                return entry.video_url
+            await self._check_recent_failure(request.key)
+            try:
+                held = await lock.is_held()
+            except _REDIS_ERRORS:
+                held = False
+            if not held:
+                return None  # the holder finished or died: look again, then try to take it
+            if self.clock() + delay > deadline:
+                raise GenerationWaitTimeout(
+                    f"video {request.sha256[:12]} is still being generated elsewhere"
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 1.0)
+
+    async def _generate_locked(
+        self, lock: RedisLock, request: VideoRequest, black: str, whites: list[str],
+        flight: _Flight,
+    ) -> str:
+        keeper = asyncio.create_task(self._keep_lock(lock), name="video-lock-keeper")
+        try:
+            # The previous holder may have published just before we took the lock.
+            entry = await self._entry(black, whites)
+            if entry is not None:
+                flight.stored_permanent = entry.permanent
+                return entry.video_url
+            return await self._generate(request, black, whites, flight)
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+            with contextlib.suppress(*_REDIS_ERRORS):
+                await lock.release()
+
+    async def _keep_lock(self, lock: RedisLock) -> None:
+        interval = max(0.05, self.settings.video_generation_lock_ttl / 3)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if not await lock.extend():
+                    logger.warning("lost the generation lock %s; a duplicate render may follow "
+                                   "(harmless: same content-addressed file)", lock.name)
+                    return
+            except _REDIS_ERRORS:
+                logger.info("could not extend the generation lock", exc_info=True)
+
+    async def _generate(
+        self, request: VideoRequest, black: str, whites: list[str], flight: _Flight
+    ) -> str:
+        storage = self.storage
+        temp = await asyncio.to_thread(storage.temp_path, request.sha256)
+        started = self.clock()
+        try:
+            await self.provider.generate(request, temp)
+            meta = VideoMeta(key=request.key, black_card=black, white_cards=whites,
+                             permanent=flight.permanent, created_at=utc_now_iso(),
+                             provider=self.provider.name, resolution=request.resolution)
+            await asyncio.to_thread(storage.publish, temp, meta)
+        except VideoGenerationError as exc:
+            await self._remember_failure(request.key, exc)
+            raise
+        except Exception as exc:
+            await self._remember_failure(request.key, exc)
+            logger.error("video generation crashed for %s", request.sha256[:12], exc_info=True)
+            raise VideoGenerationError(f"video generation failed: {exc}") from exc
+        finally:
+            await asyncio.to_thread(storage.discard, temp)
+        self._stats.generations += 1
+        self._stats.render_seconds += self.clock() - started
+        url = storage.url_for(request.sha256)
+        permanent = flight.permanent
+        try:
+            await self.cache.aset(black, whites, url, permanent=permanent)
+        except Exception:
+            # The file is published; the next caller finds it through the same URL.
+            logger.error("could not cache %s", url, exc_info=True)
+        if permanent and not meta.permanent:
+            with contextlib.suppress(OSError):
+                await asyncio.to_thread(storage.mark_permanent, request.sha256)
+        flight.stored_permanent = permanent
+        logger.info("generated %s (%s, %.2f s)", url, self.provider.name,
+                    self.clock() - started)
+        return url
+
+    # --- life cycle and stats -----------------------------------------------------------------
+    @property
+    def in_flight(self) -> int:
+        return len(self._flights)
+
+    async def start(self) -> None:
+        """Prepare storage and warm the render pool (from the lifespan)."""
+        await asyncio.to_thread(self.storage.directory.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(self.storage.remove_stale_temps)
+        starter = getattr(self.provider, "start", None)
+        if starter is not None:
+            await starter()
+
+    async def aclose(self) -> None:
+        for flight in list(self._flights.values()):
+            if flight.task is not None:
+                flight.task.cancel()
+        tasks = [f.task for f in self._flights.values() if f.task is not None]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        await self.provider.aclose()
+
+    def stats(self) -> dict[str, Any]:
+        s = self._stats
+        stats: dict[str, Any] = {
+            "provider": self.provider.name,
+            "generations": s.generations,
+            "joined": s.joined,
+            "lock_waits": s.lock_waits,
+            "failures": s.failures,
+            "mean_render_seconds": round(s.render_seconds / s.generations, 4)
+            if s.generations else None,
+            "hits": s.hits,
+            "misses": s.misses,
+            "negative_hits": s.negative_hits,
+            "promotions": s.promotions,
+            "repairs": s.repairs,
+            "in_flight": self.in_flight,
+            "last_error": s.last_error,
+        }
+        for name in ("fallbacks", "retries", "cancelled_jobs"):
+            value = getattr(self.provider, name, None)
+            if isinstance(value, int):
+                stats[f"provider_{name}"] = value
+        return stats
+
+
+_service: VideoService | None = None
+
+
+def get_video_service() -> VideoService:
+    """The process's service, built from `get_settings()` and the `video_cache` singleton."""
+    global _service
+    if _service is None:
+        _service = VideoService(get_settings())
+    return _service
+
+
+def set_video_service(service: VideoService | None) -> None:
+    """Replace the process singleton (tests, CLI)."""
+    global _service
+    _service = service
+
+
+async def generate_video(combo: ComboLike) -> str:
+    """The spec's pre-generation helper: our URL of the combination's (temporary) video."""
+    return await get_video_service().get_or_create(combo.black, list(combo.whites),
+                                                   permanent=False)

@@ -1,0 +1,222 @@
+"""Content-addressed video files: `{video_dir}/{sha256}.mp4` plus a `{sha256}.json` sidecar.
+
+The sha256 is the hex part of the cache key, so the file name, the public URL and the cache key
+are one identity: every instance computes the same URL for the same combination. Files are
+published atomically (temporary file in the same directory, fsync, `os.replace`), so a reader
+sees either no file or the whole file. The sidecar holds what `reindex` needs to rebuild the
+cache entry (the card texts, `permanent`, `created_at`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import av
+
+from app.video.errors import StorageError
+
+logger = logging.getLogger(__name__)
+
+SHA_RE = re.compile(r"[0-9a-f]{64}")
+KEY_PREFIX = "video:"
+META_VERSION = 1
+_TEMP_PREFIX = ".tmp-"
+
+
+def sha_of_key(key: str) -> str:
+    """The hex part of a cache key "video:<64 hex>"; ValueError for anything else."""
+    sha = key.removeprefix(KEY_PREFIX)
+    if not key.startswith(KEY_PREFIX) or not SHA_RE.fullmatch(sha):
+        raise ValueError(f"not a video cache key: {key!r}")
+    return sha
+
+
+@dataclass(frozen=True, slots=True)
+class VideoMeta:
+    """The sidecar of one video."""
+
+    key: str
+    black_card: str
+    white_cards: list[str]
+    permanent: bool
+    created_at: str  # ISO-8601, UTC
+    provider: str = "local"
+    resolution: str = "360p"
+    duration: float = 0.0
+    version: int = META_VERSION
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), ensure_ascii=False, indent=1).encode("utf-8")
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> VideoMeta:
+        data: Any = json.loads(raw)
+        if not isinstance(data, dict):
+            raise ValueError("sidecar is not a JSON object")
+        whites = data.get("white_cards")
+        if (
+            not isinstance(data.get("key"), str)
+            or not isinstance(data.get("black_card"), str)
+            or not isinstance(whites, list)
+            or not all(isinstance(w, str) for w in whites)
+            or not isinstance(data.get("permanent"), bool)
+            or not isinstance(data.get("created_at"), str)
+        ):
+            raise ValueError("sidecar lacks key, black_card, white_cards, permanent or created_at")
+        known = {f: data[f] for f in cls.__dataclass_fields__ if f in data}
+        return cls(**known)
+
+
+def probe_mp4(path: Path) -> float:
+    """Check that `path` is an MP4 with a decodable video stream; return its duration (s)."""
+    try:
+        with av.open(str(path), mode="r") as container:
+            if not container.streams.video:
+                raise StorageError("the file has no video stream")
+            stream = container.streams.video[0]
+            next(container.decode(stream))
+            if container.duration is not None:
+                return container.duration / av.time_base
+            if stream.duration is not None and stream.time_base is not None:
+                return float(stream.duration * stream.time_base)
+            return 0.0
+    except StorageError:
+        raise
+    except (av.FFmpegError, OSError, StopIteration, ValueError) as exc:
+        raise StorageError(f"not a playable video: {exc}") from exc
+
+
+def _fsync_dir(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+class VideoStorage:
+    """The video directory. Synchronous file I/O: call it through `asyncio.to_thread`."""
+
+    def __init__(self, directory: Path, public_prefix: str = "/videos") -> None:
+        self.directory = directory
+        self.public_prefix = public_prefix.rstrip("/")
+
+    # --- names --------------------------------------------------------------------------------
+    def path_for(self, sha: str) -> Path:
+        if not SHA_RE.fullmatch(sha):
+            raise ValueError(f"not a sha256 hex digest: {sha!r}")
+        return self.directory / f"{sha}.mp4"
+
+    def meta_path(self, sha: str) -> Path:
+        return self.path_for(sha).with_suffix(".json")
+
+    def url_for(self, sha: str) -> str:
+        return f"{self.public_prefix}/{sha}.mp4"
+
+    def sha_of_url(self, url: str) -> str | None:
+        """The sha256 of one of our URLs, None for anything else (e.g. a provider's URL)."""
+        prefix = self.public_prefix + "/"
+        if not url.startswith(prefix) or not url.endswith(".mp4"):
+            return None
+        sha = url[len(prefix) : -len(".mp4")]
+        return sha if SHA_RE.fullmatch(sha) else None
+
+    def resolve(self, name: str) -> Path | None:
+        """The file for a public name "<64 hex>.mp4", or None if the name is invalid or absent."""
+        if not name.endswith(".mp4") or not SHA_RE.fullmatch(name[:-4]):
+            return None
+        path = self.directory / name
+        return path if path.is_file() else None
+
+    def exists(self, sha: str) -> bool:
+        return self.path_for(sha).is_file()
+
+    # --- writing ------------------------------------------------------------------------------
+    def temp_path(self, sha: str) -> Path:
+        """A fresh temporary path in the video directory (same filesystem: atomic rename)."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        return self.directory / f"{_TEMP_PREFIX}{sha[:16]}-{secrets.token_hex(6)}.mp4"
+
+    def discard(self, temp: Path) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+
+    def _write_atomic(self, path: Path, data: bytes) -> None:
+        temp = path.with_name(f"{_TEMP_PREFIX}{secrets.token_hex(6)}-{path.name}")
+        try:
+            with open(temp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(temp, path)
+        finally:
+            self.discard(temp)
+
+    def publish(self, temp: Path, meta: VideoMeta) -> VideoMeta:
+        """Check the MP4 at `temp`, move it to its content-addressed name, write the sidecar."""
+        sha = sha_of_key(meta.key)
+        try:
+            if not temp.is_file() or temp.stat().st_size == 0:
+                raise StorageError("the provider produced no file")
+            meta = replace(meta, duration=round(probe_mp4(temp), 3))
+            with open(temp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(temp, self.path_for(sha))
+            self._write_atomic(self.meta_path(sha), meta.to_json())
+            _fsync_dir(self.directory)
+        except OSError as exc:
+            raise StorageError(f"cannot publish video {sha[:12]}: {exc}") from exc
+        finally:
+            self.discard(temp)
+        return meta
+
+    # --- sidecars -----------------------------------------------------------------------------
+    def read_meta(self, sha: str) -> VideoMeta | None:
+        try:
+            return VideoMeta.from_json(self.meta_path(sha).read_bytes())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            logger.warning("unreadable sidecar for %s: %s", sha[:12], exc)
+            return None
+
+    def mark_permanent(self, sha: str) -> bool:
+        """Record a promotion in the sidecar (so that `reindex` restores it as permanent)."""
+        meta = self.read_meta(sha)
+        if meta is None or meta.permanent:
+            return False
+        self._write_atomic(self.meta_path(sha), replace(meta, permanent=True).to_json())
+        return True
+
+    def iter_videos(self) -> Iterator[tuple[str, VideoMeta | None]]:
+        """(sha, sidecar or None) for every published video."""
+        if not self.directory.is_dir():
+            return
+        for path in sorted(self.directory.glob("*.mp4")):
+            sha = path.stem
+            if SHA_RE.fullmatch(sha):
+                yield sha, self.read_meta(sha)
+
+    def remove_stale_temps(self, older_than: float = 3600.0) -> int:
+        """Delete temporary files left by crashed renders."""
+        if not self.directory.is_dir():
+            return 0
+        removed = 0
+        limit = time.time() - older_than
+        for path in self.directory.glob(f"{_TEMP_PREFIX}*"):
+            with contextlib.suppress(OSError):
+                if path.stat().st_mtime < limit:
+                    path.unlink()
+                    removed += 1
+        return removed
