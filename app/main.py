@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 import socketio
 from fastapi import FastAPI
 
-from app.api import cache, health
+from app.api import cache, health, metrics
 from app.core.config import get_settings
 from app.core.logging import configure_logging
 from app.services.video_cache import video_cache
@@ -32,6 +32,7 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
 app = FastAPI(title="Punchline", version="0.1.0", lifespan=lifespan)
 app.include_router(health.router)
 app.include_router(cache.router)
+app.include_router(metrics.router)
 
 sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins="*")
 # Don't pass on_startup/on_shutdown here: they would replace FastAPI's lifespan.

@@ -1,0 +1,75 @@
+"""Client-to-server payloads, validated with pydantic before anything changes.
+
+Models are strict (no "1" for 1) and forbid unknown fields.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from app.game.decks import DEFAULT_DECK_ID
+from app.game.settings import (
+    HAND_SIZE_RANGE,
+    MAX_DECKS,
+    MAX_PLAYERS_RANGE,
+    SCORE_LIMIT_RANGE,
+    TIMER_RANGE,
+    RoomSettings,
+)
+
+ShortStr = Annotated[str, StringConstraints(max_length=64)]
+NameStr = Annotated[str, StringConstraints(max_length=100)]  # the room applies the name rules
+Timer = Annotated[int, Field(ge=TIMER_RANGE[0], le=TIMER_RANGE[1])] | None
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class SettingsIn(Payload):
+    score_limit: Annotated[int, Field(ge=SCORE_LIMIT_RANGE[0], le=SCORE_LIMIT_RANGE[1])] = 7
+    max_players: Annotated[int, Field(ge=MAX_PLAYERS_RANGE[0], le=MAX_PLAYERS_RANGE[1])] = 10
+    hand_size: Annotated[int, Field(ge=HAND_SIZE_RANGE[0], le=HAND_SIZE_RANGE[1])] = 10
+    submit_seconds: Timer = None
+    judge_seconds: Timer = None
+    deck_ids: Annotated[list[ShortStr], Field(min_length=1, max_length=MAX_DECKS)] = Field(
+        default_factory=lambda: [DEFAULT_DECK_ID]
+    )
+
+    def to_settings(self) -> RoomSettings:
+        return RoomSettings(
+            score_limit=self.score_limit,
+            max_players=self.max_players,
+            hand_size=self.hand_size,
+            submit_seconds=self.submit_seconds,
+            judge_seconds=self.judge_seconds,
+            deck_ids=tuple(self.deck_ids),
+        )
+
+
+class CreateRoomIn(Payload):
+    name: NameStr
+    settings: SettingsIn | None = None
+
+
+class JoinRoomIn(Payload):
+    room_code: Annotated[str, StringConstraints(max_length=16)]
+    name: NameStr
+
+
+class EmptyIn(Payload):
+    """start_game and leave_room take no fields."""
+
+
+class SubmitCardsIn(Payload):
+    card_ids: Annotated[list[ShortStr], Field(min_length=1, max_length=3)]
+
+
+class PickWinnerIn(Payload):
+    submission_id: ShortStr
+
+
+class KickPlayerIn(Payload):
+    player_id: ShortStr
