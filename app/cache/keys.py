@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import unicodedata
 from collections.abc import Sequence
+from functools import lru_cache
 
 KEY_PREFIX = "video:"
 MAX_WHITE_CARDS = 10
@@ -61,7 +62,21 @@ def canonical_encoding(black_card: str, white_cards: Sequence[str]) -> bytes:
     return b"".join(parts)
 
 
-def key_for(black_card: object, white_cards: object) -> str:
-    """Validate the cards and return their cache key."""
+def _derive_key(black_card: object, white_cards: object) -> str:
     black, whites = validate_cards(black_card, white_cards)
     return KEY_PREFIX + hashlib.sha256(canonical_encoding(black, whites)).hexdigest()
+
+
+@lru_cache(maxsize=4096)
+def _cached_key(black_card: str, white_cards: tuple[str, ...]) -> str:
+    return _derive_key(black_card, white_cards)
+
+
+def key_for(black_card: object, white_cards: object) -> str:
+    """Validate the cards and return their cache key (hot combinations are memoised)."""
+    if type(black_card) is str and type(white_cards) in (list, tuple):
+        try:
+            return _cached_key(black_card, tuple(white_cards))  # type: ignore[arg-type]
+        except TypeError:  # an unhashable card: let validation explain
+            pass
+    return _derive_key(black_card, white_cards)

@@ -122,14 +122,17 @@ class VideoService:
         except _REDIS_ERRORS:
             return None
 
-    async def _entry(self, black: str, whites: list[str]) -> CacheEntry | None:
+    async def _entry(
+        self, black: str, whites: list[str], *, count: bool = False
+    ) -> CacheEntry | None:
         entry = await self.cache.aget_entry(black, whites)
         if entry is None:
             return None
         sha = self.storage.sha_of_url(entry.video_url)
         if sha is not None and not await asyncio.to_thread(self.storage.exists, sha):
             # Our URL, but the file is gone (purged disk, another instance's disk): render again.
-            self._stats.repairs += 1
+            if count:
+                self._stats.repairs += 1
             logger.warning("cached video %s is missing from %s; generating it again", sha[:12],
                            self.storage.directory)
             return None
@@ -199,7 +202,7 @@ class VideoService:
             key = self.cache.key_for(black_card, whites)
         except (TypeError, ValueError) as exc:  # e.g. an unpaired surrogate cannot be hashed
             raise InvalidCardsError(f"cards cannot be keyed: {exc}") from exc
-        entry = await self._entry(black_card, whites)
+        entry = await self._entry(black_card, whites, count=True)
         if entry is not None:
             self._stats.hits += 1
             if permanent and not entry.permanent:
@@ -248,6 +251,8 @@ class VideoService:
         if entry is not None:
             flight.stored_permanent = entry.permanent
             return entry.video_url
+        # ... and one that failed meanwhile has just recorded its failure.
+        await self._check_recent_failure(request.key)
         client = self._redis()
         if client is None:
             return await self._generate(request, black, whites, flight)
