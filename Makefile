@@ -4,7 +4,6 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
-SYSTEM_PACKAGES := redis-server fonts-dejavu-core espeak-ng
 
 .PHONY: install system-deps run test lint typecheck pytest bench clean
 
@@ -16,12 +15,13 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# Debian packages the tests use: a real redis-server, DejaVu fonts, espeak-ng narration.
+# Debian packages the tests use: a real redis-server, DejaVu and emoji fonts, espeak-ng.
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing="$$missing fonts-dejavu-core"; \
 	command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
+	[ -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || missing="$$missing fonts-noto-color-emoji"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \

@@ -15,6 +15,8 @@ from app.api import cache, health, metrics
 from app.core.config import get_settings
 from app.core.logging import configure_logging
 from app.services.video_cache import video_cache
+from app.video import routes as video_routes
+from app.video.lifespan import video_lifespan
 
 settings = get_settings()
 configure_logging(settings.log_level)
@@ -24,7 +26,8 @@ configure_logging(settings.log_level)
 async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     await video_cache.astart()
     try:
-        yield
+        async with video_lifespan():
+            yield
     finally:
         await video_cache.aclose()
 
@@ -33,6 +36,7 @@ app = FastAPI(title="Punchline", version="0.1.0", lifespan=lifespan)
 app.include_router(health.router)
 app.include_router(cache.router)
 app.include_router(metrics.router)
+app.include_router(video_routes.router)
 
 sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins="*")
 # Don't pass on_startup/on_shutdown here: they would replace FastAPI's lifespan.

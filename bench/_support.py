@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import importlib.metadata
 import json
 import logging
@@ -34,9 +35,8 @@ RESULTS_DIR = REPO / "bench" / "results"
 if str(REPO) not in sys.path:  # `tests.support` is imported from the repository root
     sys.path.insert(0, str(REPO))
 
-from tests.support.redis_server import RedisServer, free_port  # noqa: E402
-
 from app.core.config import Settings  # noqa: E402
+from tests.support.redis_server import RedisServer, free_port  # noqa: E402
 
 __all__ = ["RedisServer", "free_port"]
 
@@ -268,6 +268,18 @@ def _redis_parser() -> str:
         client.close()
 
 
+def code_digests() -> dict[str, str]:
+    """Short SHA-256 of the cache's source files: which code a result measured."""
+    files = sorted((REPO / "app" / "cache").glob("*.py")) + [
+        REPO / "app" / "services" / "video_cache.py", REPO / "app" / "core" / "config.py"]
+    digests = {}
+    for path in files:
+        with contextlib.suppress(OSError):
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            digests[str(path.relative_to(REPO))] = digest[:12]
+    return digests
+
+
 def environment() -> dict[str, Any]:
     return {
         "python": platform.python_version(),
@@ -290,6 +302,7 @@ def environment() -> dict[str, Any]:
             "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
         },
         "bench_scale": SCALE,
+        "code_sha256": code_digests(),
     }
 
 

@@ -31,6 +31,7 @@ from aiocache.serializers import JsonSerializer
 from cachetools import TTLCache
 from cashews import Cache as CashewsCache
 
+from app.cache.connection import make_sync_client
 from app.cache.entry import CacheEntry
 from app.cache.keys import key_for
 from app.services.video_cache import VideoCache
@@ -56,18 +57,21 @@ from bench._support import (
 
 NAME = "cache"
 N_KEYS = 100
-ROUNDS = 3
-SYNC_CALLS = scaled(10_000, 200)  # per variant and round: 30k timed calls per variant
-ASYNC_CALLS = scaled(5_000, 200)
-MANY_CALLS = scaled(600, 20)
+ROUNDS = 5
+SYNC_CALLS = scaled(8_000, 200)  # per variant and round: 40k timed calls per variant
+ASYNC_CALLS = scaled(4_000, 200)
+MANY_CALLS = scaled(500, 20)
 CHUNK = 250
 CONCURRENCY = (1, 10, 50, 100)
 THROUGHPUT_OPS = scaled(6_000, 300)
 TIMEOUT = 0.25  # the cache's default redis_socket_timeout / redis_connect_timeout
+TTL = 86_400  # the cache's default cache_temporary_ttl
 
 # id -> (label, group, anchor id). The anchor of a group is measured in the same rounds.
 VARIANTS: dict[str, tuple[str, str, str | None]] = {
     "raw_sync": ("raw redis-py GET + json.loads", "sync_hit", None),
+    "raw_sync_cache_client": ("raw GET + json.loads on the cache's own client options",
+                              "sync_hit", "raw_sync"),
     "ours_sync_near_off": ("ours get(), near cache off", "sync_hit", "raw_sync"),
     "ours_sync_near_on": ("ours get(), near cache on (hot keys)", "sync_hit", "raw_sync"),
     "raw_sync_miss": ("raw redis-py GET (miss)", "sync_miss", None),
@@ -76,12 +80,19 @@ VARIANTS: dict[str, tuple[str, str, str | None]] = {
     "ours_sync_memory": ("ours get(), REDIS_URL=memory://", "sync_memory", "cachetools"),
     "ours_sync_near_on_mem": ("ours get(), near cache on (hot keys)", "sync_memory",
                               "cachetools"),
-    "key_for": ("component: key_for(black, whites)", "sync_memory", "cachetools"),
-    "memory_store_get": ("component: MemoryStore.get(key)", "sync_memory", "cachetools"),
     "raw_mget": ("raw MGET of 100 keys + 100 json.loads", "sync_many", None),
     "ours_many_near_off": ("ours get_many(100), near cache off", "sync_many", "raw_mget"),
     "ours_many_near_on": ("ours get_many(100), near cache on", "sync_many", "raw_mget"),
-    "key_for_100": ("component: 100 × key_for", "sync_many", "raw_mget"),
+    "json_loads": ("json.loads of one entry (the floor of any JSON hit)", "components", None),
+    "entry_decode": ("CacheEntry.decode (json.loads + validation)", "components", "json_loads"),
+    "ours_sync_fake_io": ("ours get(), near off, on an in-process fake client (no I/O)",
+                          "components", "json_loads"),
+    "key_for": ("key_for(black, whites), memoised hot combination", "components",
+                "json_loads"),
+    "memory_store_get": ("MemoryStore.get(key)", "components", "json_loads"),
+    "key_for_100": ("100 × key_for (the key part of get_many)", "components", ""),
+    "ours_many_fake_io": ("ours get_many(100), near off, on a fake client (no I/O)",
+                          "components", ""),
     "raw_async": ("raw redis.asyncio GET + json.loads", "async_hit", None),
     "ours_async_near_off": ("ours aget(), near cache off", "async_hit", "raw_async"),
     "ours_async_near_on": ("ours aget(), near cache on (hot keys)", "async_hit", "raw_async"),
@@ -101,11 +112,13 @@ VARIANTS: dict[str, tuple[str, str, str | None]] = {
                                  "raw_async_mget"),
 }
 LOCAL = {"ours_sync_near_on", "ours_sync_near_on_mem", "cachetools", "ours_sync_memory",
-         "key_for", "memory_store_get", "ours_async_near_on", "ours_async_near_on_mem",
-         "aiocache_mem", "cashews_mem", "ours_async_memory"}
+         "key_for", "memory_store_get", "json_loads", "entry_decode", "ours_sync_fake_io",
+         "ours_async_near_on", "ours_async_near_on_mem", "aiocache_mem", "cashews_mem",
+         "ours_async_memory"}
 THROUGHPUT_VARIANTS = {
     "raw_async": "raw redis.asyncio",
     "ours_async_near_off": "ours, near cache off",
+    "ours_async_near_off_pool128": "ours, near cache off, redis_max_connections=128",
     "ours_async_near_on": "ours, near cache on",
     "aiocache_redis": "aiocache RedisCache",
     "cashews_redis": "cashews redis://",
@@ -118,7 +131,8 @@ class Data:
         self.combos = [(f"Black card {i}: what ruined the party? ___",
                         [f"White card {i}a", f"White card {i}b"]) for i in range(N_KEYS)]
         self.keys = [key_for(black, whites) for black, whites in self.combos]
-        self.entries = [CacheEntry.new(f"https://cdn.example.com/videos/{i:04d}.mp4", True)
+        # Temporary entries, like `set()` writes by default (permanent=False).
+        self.entries = [CacheEntry.new(f"https://cdn.example.com/videos/{i:04d}.mp4", False)
                         for i in range(N_KEYS)]
         self.values = {key: entry.encode() for key, entry in zip(self.keys, self.entries,
                                                                   strict=True)}
@@ -129,6 +143,12 @@ class Data:
 
 def cycler(items: list[Any]) -> Callable[[], Any]:
     return itertools.cycle(items).__next__
+
+
+def each(items: list[Any], fn: Callable[[Any], object]) -> Callable[[], object]:
+    """A call of `fn` on the next item, round robin (the same wrapper for every anchor)."""
+    nxt = cycler(items)
+    return lambda: fn(nxt())
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
@@ -152,14 +172,19 @@ async def await_until(predicate: Callable[[], bool], timeout: float = 10.0) -> b
 # --- sync -------------------------------------------------------------------------------------
 def sync_section(url: str, tmp: Path, data: Data) -> dict[str, Any]:
     raw = redis.Redis.from_url(url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT)
-    raw.mset(data.values)
+    for key, value in data.values.items():
+        raw.set(key, value, ex=TTL)
+    cache_client = make_sync_client(make_settings(url, tmp / "client"))
     near_off = VideoCache(make_settings(url, tmp / "off", cache_near_enabled=False))
     near_on = VideoCache(make_settings(url, tmp / "on"))
     memory = VideoCache(make_settings("memory://", tmp / "mem"))
+    fake_io = VideoCache(make_settings(url, tmp / "fake", cache_near_enabled=False))
+    fake_client = FakeClient(data.values)
+    fake_io._sync = lambda: fake_client  # type: ignore[assignment,method-assign,return-value]
     ttl_cache: TTLCache[str, dict[str, Any]] = TTLCache(maxsize=10_000, ttl=86_400)
     try:
         for (black, whites), entry in zip(data.combos, data.entries, strict=True):
-            memory.set(black, whites, entry.video_url, permanent=True)
+            memory.set(black, whites, entry.video_url)
             ttl_cache[key_for(black, whites)] = entry.to_dict()
         near_off.get(*data.combos[0])
         near_on.get(*data.combos[0])  # starts the invalidation listener
@@ -168,12 +193,15 @@ def sync_section(url: str, tmp: Path, data: Data) -> dict[str, Any]:
         for combo in data.combos:  # fill the near cache after tracking is on
             near_on.get(*combo)
 
-        def raw_get(nxt: Callable[[], str] = cycler(data.keys)) -> object:
-            return json.loads(raw.get(nxt()))  # type: ignore[arg-type]
+        def raw_get(key: str) -> object:
+            return json.loads(raw.get(key))  # type: ignore[arg-type]
 
-        def raw_get_miss(nxt: Callable[[], str] = cycler(data.miss_keys)) -> object:
-            value = raw.get(nxt())
+        def raw_get_miss(key: str) -> object:
+            value = raw.get(key)
             return None if value is None else json.loads(value)  # type: ignore[arg-type]
+
+        def raw_get_cache_client(key: str) -> object:
+            return json.loads(cache_client.get(key))  # type: ignore[arg-type]
 
         def ours(cache: VideoCache, combos: list[Any]) -> Callable[[], object]:
             nxt = cycler(combos)
@@ -183,15 +211,10 @@ def sync_section(url: str, tmp: Path, data: Data) -> dict[str, Any]:
                 return cache.get(black, whites)
             return call
 
-        def cachetools_get(nxt: Callable[[], str] = cycler(data.keys)) -> object:
-            return ttl_cache.get(nxt())
+        def key_for_call(combo: tuple[str, list[str]]) -> object:
+            return key_for(combo[0], combo[1])
 
-        def key_for_call(nxt: Callable[[], Any] = cycler(data.combos)) -> object:
-            black, whites = nxt()
-            return key_for(black, whites)
-
-        def store_get(nxt: Callable[[], str] = cycler(data.keys)) -> object:
-            return memory.core.memory.get(nxt())
+        encoded = list(data.values.values())
 
         def raw_mget() -> object:
             return [None if v is None else json.loads(v) for v in raw.mget(data.keys)]
@@ -200,21 +223,26 @@ def sync_section(url: str, tmp: Path, data: Data) -> dict[str, Any]:
             return [key_for(b, w) for b, w in data.combos]
 
         single: dict[str, Callable[[], object]] = {
-            "raw_sync": raw_get,
+            "raw_sync": each(data.keys, raw_get),
+            "raw_sync_cache_client": each(data.keys, raw_get_cache_client),
             "ours_sync_near_off": ours(near_off, data.combos),
             "ours_sync_near_on": ours(near_on, data.combos),
-            "raw_sync_miss": raw_get_miss,
+            "raw_sync_miss": each(data.miss_keys, raw_get_miss),
             "ours_sync_miss": ours(near_on, data.miss_combos),
-            "cachetools": cachetools_get,
+            "cachetools": each(data.keys, ttl_cache.get),
             "ours_sync_memory": ours(memory, data.combos),
-            "key_for": key_for_call,
-            "memory_store_get": store_get,
+            "json_loads": each(encoded, json.loads),
+            "entry_decode": each(encoded, CacheEntry.decode),
+            "ours_sync_fake_io": ours(fake_io, data.combos),
+            "key_for": each(data.combos, key_for_call),
+            "memory_store_get": each(data.keys, memory.core.memory.get),
         }
         many: dict[str, Callable[[], object]] = {
             "raw_mget": raw_mget,
             "ours_many_near_off": lambda: near_off.get_many(data.combos),
             "ours_many_near_on": lambda: near_on.get_many(data.combos),
             "key_for_100": keys_100,
+            "ours_many_fake_io": lambda: fake_io.get_many(data.combos),
         }
         before = {name: _counters(c) for name, c in
                   (("near_off", near_off), ("near_on", near_on))}
@@ -234,10 +262,29 @@ def sync_section(url: str, tmp: Path, data: Data) -> dict[str, Any]:
                   (("near_off", near_off), ("near_on", near_on))}
         return {"rounds": rounds, "batched": batched, "checks": checks}
     finally:
-        near_off.close()
-        near_on.close()
-        memory.close()
+        for cache in (near_off, near_on, memory, fake_io):
+            cache.close()
+        cache_client.close()
         raw.close()
+
+
+class FakeClient:
+    """Answers GET/MGET from a dict: the cache's own cost without any network I/O."""
+
+    def __init__(self, values: dict[str, bytes]) -> None:
+        self.values = values
+
+    def ping(self) -> bool:
+        return True
+
+    def get(self, key: str) -> bytes | None:
+        return self.values.get(key)
+
+    def mget(self, keys: list[str]) -> list[bytes | None]:
+        return [self.values.get(key) for key in keys]
+
+    def close(self) -> None:
+        pass
 
 
 def _counters(cache: VideoCache) -> dict[str, int]:
@@ -255,6 +302,8 @@ async def async_section(url: str, port: int, tmp: Path, data: Data,
     near_off = VideoCache(make_settings(url, tmp / "aoff", cache_near_enabled=False))
     near_on = VideoCache(make_settings(url, tmp / "aon"))
     memory = VideoCache(make_settings("memory://", tmp / "amem"))
+    big_pool = VideoCache(make_settings(url, tmp / "apool", cache_near_enabled=False,
+                                        redis_max_connections=128))
     aio_redis = RedisCache(serializer=JsonSerializer(), endpoint="127.0.0.1", port=port,
                            create_connection_timeout=TIMEOUT,
                            connection_pool_kwargs={"socket_timeout": TIMEOUT})
@@ -265,14 +314,15 @@ async def async_section(url: str, port: int, tmp: Path, data: Data,
     cashews_mem = CashewsCache()
     cashews_mem.setup("mem://", size=10_000)
     try:
-        await raw.mset(data.values)
+        for key, value in data.values.items():
+            await raw.set(key, value, ex=TTL)
         for key, entry in zip(data.keys, data.entries, strict=True):
-            await aio_redis.set("aiocache:" + key, entry.to_dict())
-            await aio_mem.set(key, entry.to_dict())
-            await cashews_redis.set("cashews:" + key, entry.to_dict())
-            await cashews_mem.set(key, entry.to_dict())
+            await aio_redis.set("aiocache:" + key, entry.to_dict(), ttl=TTL)
+            await aio_mem.set(key, entry.to_dict(), ttl=TTL)
+            await cashews_redis.set("cashews:" + key, entry.to_dict(), expire=TTL)
+            await cashews_mem.set(key, entry.to_dict(), expire=TTL)
         for (black, whites), entry in zip(data.combos, data.entries, strict=True):
-            await memory.aset(black, whites, entry.video_url, permanent=True)
+            await memory.aset(black, whites, entry.video_url)
         await near_off.aget(*data.combos[0])
         await near_on.aget(*data.combos[0])
         if not await await_until(lambda: near_on.core.near_live):
@@ -342,16 +392,17 @@ async def async_section(url: str, port: int, tmp: Path, data: Data,
         throughput = await throughput_section({
             "raw_async": single["raw_async"],
             "ours_async_near_off": single["ours_async_near_off"],
+            "ours_async_near_off_pool128": ours(big_pool, data.combos),
             "ours_async_near_on": single["ours_async_near_on"],
             "aiocache_redis": single["aiocache_redis"],
             "cashews_redis": single["cashews_redis"],
-        }, {"ours_async_near_off": near_off, "ours_async_near_on": near_on}, logs)
+        }, {"ours_async_near_off": near_off, "ours_async_near_on": near_on,
+            "ours_async_near_off_pool128": big_pool}, logs)
         return {"rounds": rounds, "batched": batched, "checks": checks,
                 "throughput": throughput}
     finally:
-        await near_off.aclose()
-        await near_on.aclose()
-        await memory.aclose()
+        for cache in (near_off, near_on, memory, big_pool):
+            await cache.aclose()
         await raw.aclose()
         await aio_redis.close()
         await aio_mem.close()
@@ -425,7 +476,7 @@ def build_latency(raw_rounds: dict[str, list[list[int]]],
         if name in batched:
             row["batched_mean_us"] = median(batched[name])
             row["batched_rounds_us"] = batched[name]
-        if anchor is not None:
+        if anchor:
             for stat in ("mean_us", "p50_us", "p99_us"):
                 row[f"ratio_{stat[:-3]}"] = paired_ratio(per_round[name], per_round[anchor],
                                                          stat)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from app.cli import cache_commands
+from app.cli import cache_commands, video_commands
 
 cli = typer.Typer(help="Punchline operations: cache stats, lookups, purge, doctor, videos.",
                   no_args_is_help=True)
@@ -12,3 +12,4 @@ cli.command()(cache_commands.stats)
 cli.command()(cache_commands.get)
 cli.command()(cache_commands.purge)
 cli.command()(cache_commands.doctor)
+video_commands.register(cli)

@@ -1,0 +1,47 @@
+"""Socket.IO protocol of the game (docs/protocol.md).
+
+Wiring, in ``app/main.py``::
+
+    game_server = register_socket_handlers(sio)
+    # lifespan: await game_server.start() ... await game_server.stop()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import socketio
+
+from app.core.config import Settings
+from app.game.registry import RoomRegistry, get_registry
+from app.sockets.server import GameServer
+from app.sockets.video import VideoService, default_video_service
+
+__all__ = ["GameServer", "VideoService", "register_socket_handlers"]
+
+
+def register_socket_handlers(
+    sio: socketio.AsyncServer,
+    *,
+    registry: RoomRegistry | None = None,
+    video_service: VideoService | None = None,
+    settings: Settings | None = None,
+    resolve_video: Callable[[], VideoService | None] = default_video_service,
+    tick_interval: float = 0.5,
+) -> GameServer:
+    """Register the game's events on ``sio`` and return the server object.
+
+    ``registry`` defaults to the process-wide one (``get_registry()``, shared with the REST
+    routes), which loads the decks now, so a bad deck file fails at start-up. Without
+    ``video_service``, ``app.video.service.get_video_service()`` is looked up on first use.
+    """
+    server = GameServer(
+        sio,
+        registry if registry is not None else get_registry(),
+        settings=settings,
+        video_service=video_service,
+        resolve_video=resolve_video,
+        tick_interval=tick_interval,
+    )
+    server.register()
+    return server

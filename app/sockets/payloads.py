@@ -156,7 +156,9 @@ def room_state(view: RoomView) -> RoomStateOut:
 
 
 def _submissions(subs: Sequence[ev.RevealedSubmission]) -> list[SubmissionOut]:
-    return [SubmissionOut(submission_id=s.submission_id, cards=list(s.white_card_texts)) for s in subs]
+    return [
+        SubmissionOut(submission_id=s.submission_id, cards=list(s.white_card_texts)) for s in subs
+    ]
 
 
 def hand(room_code: str, round_number: int, cards: Sequence[WhiteCard]) -> HandOut:

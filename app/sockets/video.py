@@ -100,7 +100,9 @@ class VideoJobs:
         service = self.service
         assert service is not None
         try:
-            await asyncio.wait_for(service.get_or_create(black, whites, permanent=False), self.timeout)
+            await asyncio.wait_for(
+                service.get_or_create(black, whites, permanent=False), self.timeout
+            )
         except Exception:
             logger.info("speculative render failed", exc_info=True)
 

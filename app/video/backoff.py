@@ -25,14 +25,10 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
     try:
-        seconds = float(value)
+        return max(0.0, float(value))
     except ValueError:
-        seconds = None
-    if seconds is not None:
-        return max(0.0, seconds)
+        pass
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):

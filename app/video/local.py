@@ -9,11 +9,14 @@ between frames, so a timed-out render stops by itself; a worker that does not st
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
+import os
 import shutil
 import signal
 import time
+from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -25,6 +28,7 @@ from app.video.render import RESOLUTIONS, RenderJob, RenderResult, render_video
 
 logger = logging.getLogger(__name__)
 
+WORKER_NICE = 10
 # Grace after the deadline before a render that did not stop by itself counts as stuck.
 _STUCK_GRACE = 2.0
 
@@ -32,6 +36,9 @@ _STUCK_GRACE = 2.0
 def _init_worker() -> None:
     # Ctrl-C goes to the whole process group: the server shuts the pool down, not the workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Renders are background work: when the CPUs are busy, the event loop's process goes first.
+    with contextlib.suppress(OSError):
+        os.nice(WORKER_NICE)
     from app.video.fonts import load_fontset
 
     load_fontset()
@@ -46,8 +53,16 @@ class LocalRenderer:
 
     name = "local"
 
-    def __init__(self, settings: Settings, *, pool: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        pool: str | None = None,
+        render: Callable[[RenderJob, str], RenderResult] = render_video,
+    ) -> None:
         self.settings = settings
+        self.render = render  # a module-level function (it is pickled into worker processes)
+        self.stuck_grace = _STUCK_GRACE
         self.pool_kind = pool or settings.video_render_pool
         self.workers = settings.video_render_workers
         self.timeout = settings.video_render_timeout
@@ -96,9 +111,9 @@ class LocalRenderer:
             deadline = time.time() + self.timeout
             job = self.job_for(request, deadline)
             loop = asyncio.get_running_loop()
-            future = loop.run_in_executor(self._pool(), render_video, job, str(dest))
+            future = loop.run_in_executor(self._pool(), self.render, job, str(dest))
             try:
-                result = await asyncio.wait_for(future, self.timeout + _STUCK_GRACE)
+                result = await asyncio.wait_for(future, self.timeout + self.stuck_grace)
             except TimeoutError:
                 self._kill_stuck_pool()
                 raise RenderTimeoutError(

@@ -13,7 +13,7 @@ from app.video.fonts import find_emoji_font, load_fontset
 from app.video.layout import layout
 from app.video.local import LocalRenderer
 from app.video.provider import VideoRequest
-from app.video.render import RenderJob, Scene, Timeline, render_video
+from app.video.render import RenderJob, RenderResult, Scene, Timeline, render_video
 from app.video.text import MAX_BLACK_CHARS, MAX_WHITE_CHARS, compose, validate_cards
 from tests.video.conftest import video_settings
 from tests.video.mp4 import decode
@@ -189,3 +189,39 @@ def test_long_narration_is_sped_up_to_fit(tmp_path: Path) -> None:
     assert result.narrated
     assert info.duration <= 6.0
     assert info.audio_seconds <= info.duration
+
+
+@pytest.mark.parametrize("pool", ["thread", "process"])
+async def test_pool_render_past_its_timeout_fails_cleanly(tmp_path: Path, pool: str) -> None:
+    renderer = LocalRenderer(video_settings(tmp_path, video_render_timeout=0.001), pool=pool)
+    try:
+        await renderer.start()
+        with pytest.raises(RenderTimeoutError):
+            await renderer.generate(request(), tmp_path / "late.mp4")
+        # the pool is still usable afterwards
+        renderer.timeout = 60
+        await renderer.generate(request(), tmp_path / "ok.mp4")
+    finally:
+        await renderer.aclose()
+    assert_playable(tmp_path / "ok.mp4", 640, 360)
+
+
+def hang(job: RenderJob, dest: str) -> RenderResult:
+    """A render that ignores its deadline (runs in a worker process)."""
+    time.sleep(60)
+    raise AssertionError("not reached")
+
+
+async def test_a_stuck_worker_is_killed_and_the_pool_replaced(tmp_path: Path) -> None:
+    renderer = LocalRenderer(video_settings(tmp_path, video_render_timeout=0.2),
+                             pool="process", render=hang)
+    renderer.stuck_grace = 0.2
+    try:
+        with pytest.raises(RenderTimeoutError, match="did not finish"):
+            await renderer.generate(request(), tmp_path / "stuck.mp4")
+        renderer.render = render_video
+        renderer.timeout = 60
+        await renderer.generate(request(), tmp_path / "ok.mp4")
+    finally:
+        await renderer.aclose()
+    assert_playable(tmp_path / "ok.mp4", 640, 360)

@@ -219,12 +219,12 @@ async def test_the_lock_is_kept_alive_during_a_long_generation(
         service_factory: ServiceFactory, tmp_path: Path, redis_url: str,
         redis_server: RedisServer) -> None:
     service, provider = counting(service_factory, tmp_path, redis_url,
-                                 video_generation_lock_ttl=0.3)
+                                 video_generation_lock_ttl=0.6)
     provider.gate = asyncio.Event()
     call = asyncio.create_task(service.get_or_create(BLACK, WHITES))
     await asyncio.wait_for(provider.started.wait(), 20)
     sha = service.cache.key_for(BLACK, WHITES).removeprefix("video:")
-    await asyncio.sleep(1.0)  # more than three lock TTLs
+    await asyncio.sleep(2.0)  # more than three lock TTLs
     assert redis_server.client().exists(LOCK_PREFIX + sha)
     provider.gate.set()
     await asyncio.wait_for(call, 20)

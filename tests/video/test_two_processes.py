@@ -75,7 +75,7 @@ def test_two_processes_render_once(tmp_path: Path, redis_url: str,
     sha = urls.pop().split("/")[-1][:-4]
     assert (tmp_path / "shared-videos" / f"{sha}.mp4").is_file()
     client = redis_server.client()
-    value = json.loads(client.get(f"video:{sha}"))
+    value = json.loads(str(client.get(f"video:{sha}")))
     assert value["permanent"] is True
     assert client.ttl(f"video:{sha}") == -1
     assert client.keys("punchline:video-lock:*") == []

@@ -1,0 +1,401 @@
+"""Socket.IO events mapped onto the game rules (docs/protocol.md).
+
+Each client event: rate limit, validate the payload, apply one transition to the room under the
+room's lock, broadcast what changed, and acknowledge with ``{"ok": true, ...}`` or
+``{"ok": false, "error": {"code", "message"}}``. No input may crash the server: anything
+unexpected is logged and acknowledged as ``internal``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import socketio
+from pydantic import ValidationError
+
+from app.core.config import Settings, get_settings
+from app.game import events as ev
+from app.game.errors import GameError
+from app.game.registry import RoomRegistry
+from app.game.room import Room
+from app.game.settings import RoomSettings
+from app.sockets import payloads
+from app.sockets.ratelimit import TokenBucket
+from app.sockets.schemas import (
+    CreateRoomIn,
+    EmptyIn,
+    JoinRoomIn,
+    KickPlayerIn,
+    PickWinnerIn,
+    SubmitCardsIn,
+)
+from app.sockets.sessions import AlreadyInRoom, NotInRoom, Seat, Sessions
+from app.sockets.video import VideoJobs, VideoService, default_video_service
+
+logger = logging.getLogger(__name__)
+
+Ack = dict[str, Any]
+Action = Callable[[str, Any], Awaitable[Ack]]
+
+
+class InvalidPayload(GameError):
+    code = "invalid_payload"
+
+
+class UnknownEvent(GameError):
+    code = "unknown_event"
+
+
+def ok(**fields: Any) -> Ack:
+    return {"ok": True, **fields}
+
+
+def fail(code: str, message: str) -> Ack:
+    return {"ok": False, "error": {"code": code, "message": message}}
+
+
+def channel(room_code: str) -> str:
+    return f"room:{room_code}"
+
+
+def describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:3]:
+        loc = ".".join(str(x) for x in err["loc"]) or "payload"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)[:300]
+
+
+class GameServer:
+    def __init__(
+        self,
+        sio: socketio.AsyncServer,
+        registry: RoomRegistry,
+        *,
+        settings: Settings | None = None,
+        video_service: VideoService | None = None,
+        resolve_video: Callable[[], VideoService | None] = default_video_service,
+        clock: Callable[[], float] = time.monotonic,
+        tick_interval: float = 0.5,
+    ) -> None:
+        s = settings if settings is not None else get_settings()
+        self.sio = sio
+        self.registry = registry
+        self.sessions = Sessions()
+        self.grace = s.reconnect_grace_seconds
+        self.rate = s.socket_rate_limit_per_second
+        self.burst = s.socket_rate_limit_burst
+        self.tick_interval = tick_interval
+        self._clock = clock
+        video_timeout = max(s.video_render_timeout, s.http_provider_deadline) + 30.0
+        self.videos = VideoJobs(
+            self._emit,
+            video_service,
+            resolve=resolve_video,
+            speculative=s.speculative_render,
+            timeout=video_timeout,
+        )
+        self._buckets: dict[str, TokenBucket] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._ticker: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # --- wiring and lifecycle -----------------------------------------------------------------
+
+    def register(self) -> None:
+        actions: dict[str, Action] = {
+            "create_room": self._create_room,
+            "join_room": self._join_room,
+            "start_game": self._start_game,
+            "submit_cards": self._submit_cards,
+            "pick_winner": self._pick_winner,
+            "leave_room": self._leave_room,
+            "kick_player": self._kick_player,
+        }
+        self.sio.on("connect", self._on_connect)
+        self.sio.on("disconnect", self._on_disconnect)
+        for name, action in actions.items():
+            self.sio.on(name, self._handler(name, action))
+        self.sio.on("*", self._on_unknown)
+
+    async def start(self) -> None:
+        """Start the ticker (round timers, reconnect grace). Call from the app's lifespan."""
+        self._ensure_ticker()
+
+    async def stop(self) -> None:
+        """Stop the ticker and background video jobs. Call at shutdown."""
+        tasks = list(self._tasks)
+        if self._ticker is not None:
+            tasks.append(self._ticker)
+            self._ticker = None
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.videos.close()
+
+    def _ensure_ticker(self) -> None:
+        if self._ticker is None or self._ticker.done():
+            self._ticker = asyncio.get_running_loop().create_task(self._run_ticker())
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- plumbing -----------------------------------------------------------------------------
+
+    def _lock(self, room_code: str) -> asyncio.Lock:
+        return self._locks.setdefault(room_code, asyncio.Lock())
+
+    def _handler(self, name: str, action: Action) -> Callable[..., Awaitable[Ack]]:
+        async def handler(sid: str, *args: Any) -> Ack:
+            return await self._dispatch(sid, name, args, action)
+
+        handler.__name__ = f"on_{name}"
+        return handler
+
+    async def _dispatch(self, sid: str, name: str, args: Sequence[Any], action: Action) -> Ack:
+        try:
+            self._ensure_ticker()
+            bucket = self._buckets.get(sid)
+            if bucket is None:
+                bucket = self._buckets[sid] = TokenBucket(self.rate, self.burst, self._clock)
+            if not bucket.take():
+                return fail("rate_limited", "too many events; slow down")
+            if len(args) > 1:
+                raise InvalidPayload("send a single object")
+            return await action(sid, args[0] if args else None)
+        except GameError as exc:
+            return fail(exc.code, exc.message)
+        except ValidationError as exc:
+            return fail("invalid_payload", describe(exc))
+        except Exception:
+            logger.error("event %r from %s failed", name, sid, exc_info=True)
+            return fail("internal", "internal server error")
+
+    async def _on_unknown(self, event: Any, sid: str, *args: Any) -> Ack:
+        async def unknown(_sid: str, _data: Any) -> Ack:
+            raise UnknownEvent(f"unknown event {str(event)[:40]!r}")
+
+        return await self._dispatch(sid, "*", args[:1], unknown)
+
+    async def _emit(self, event: str, data: dict[str, Any], to: str) -> None:
+        try:
+            await self.sio.emit(event, data, to=to)
+        except Exception:
+            logger.error("emit %r to %s failed", event, to, exc_info=True)
+
+    @asynccontextmanager
+    async def _seated(self, sid: str) -> AsyncIterator[tuple[Seat, Room]]:
+        """The caller's seat and room, with the room's lock held."""
+        seat = self.sessions.require(sid)
+        async with self._lock(seat.room_code):
+            if self.sessions.by_sid(sid) is not seat:
+                raise NotInRoom("you are no longer in that room")
+            room = self.registry.get(seat.room_code)
+            yield seat, room
+
+    async def _publish(self, room: Room, events: Sequence[ev.Event]) -> None:
+        """Broadcast the outcome of a transition; call with the room's lock held."""
+        to_room = channel(room.code)
+        for e in events:
+            if isinstance(e, ev.PlayerLeft):
+                await self._unseat(room.code, e)
+            elif isinstance(e, ev.SubmissionsRevealed):
+                await self._emit("submissions", payloads.submissions(e).model_dump(), to_room)
+                self.videos.on_revealed(e)
+            elif isinstance(e, ev.RoundWon):
+                await self._emit("round_won", payloads.round_won(e).model_dump(), to_room)
+                self.videos.on_won(to_room, e)
+            elif isinstance(e, ev.GameOver):
+                await self._emit("game_over", payloads.game_over(e).model_dump(), to_room)
+        if room.is_empty:
+            self.registry.discard_if_empty(room)
+            self._locks.pop(room.code, None)
+            logger.info("room %s closed", room.code)
+            return
+        state = payloads.room_state(room.public_state()).model_dump()
+        await self._emit("room_state", state, to_room)
+        for player in room.players:
+            seat = self.sessions.by_player(room.code, player.id)
+            if seat is not None and seat.sid is not None:
+                hand = payloads.hand(room.code, room.round_number, player.hand)
+                await self._emit("hand", hand.model_dump(), seat.sid)
+
+    async def _unseat(self, room_code: str, e: ev.PlayerLeft) -> None:
+        seat = self.sessions.drop(room_code, e.player_id)
+        if seat is None or seat.sid is None:
+            return
+        await self.sio.leave_room(seat.sid, channel(room_code))
+        if e.reason == "kicked":
+            error = payloads.ErrorOut(code="kicked", message="the host removed you from the room")
+            await self._emit("error", error.model_dump(), seat.sid)
+
+    # --- client events ------------------------------------------------------------------------
+
+    def _joined(self, room: Room, seat: Seat) -> Ack:
+        return ok(
+            room_code=room.code,
+            player_id=seat.player_id,
+            token=seat.token,
+            room=payloads.room_state(room.public_state()).model_dump(),
+        )
+
+    async def _create_room(self, sid: str, data: Any) -> Ack:
+        body = CreateRoomIn.model_validate(data)
+        if self.sessions.by_sid(sid) is not None:
+            raise AlreadyInRoom("this connection is already in a room; leave it first")
+        settings = body.settings.to_settings() if body.settings is not None else RoomSettings()
+        room, player, events = self.registry.create_room(body.name, settings)
+        seat = self.sessions.seat(room.code, player.id, sid)
+        async with self._lock(room.code):
+            await self.sio.enter_room(sid, channel(room.code))
+            await self._publish(room, events)
+            logger.info("room %s created", room.code)
+            return self._joined(room, seat)
+
+    async def _join_room(self, sid: str, data: Any) -> Ack:
+        body = JoinRoomIn.model_validate(data)
+        code = self.registry.get(body.room_code).code
+        async with self._lock(code):
+            room = self.registry.get(code)  # it may have closed while we waited
+            if self.sessions.by_sid(sid) is not None:
+                raise AlreadyInRoom("this connection is already in a room; leave it first")
+            player, events = room.add_player(body.name)
+            seat = self.sessions.seat(room.code, player.id, sid)
+            await self.sio.enter_room(sid, channel(room.code))
+            await self._publish(room, events)
+            return self._joined(room, seat)
+
+    async def _start_game(self, sid: str, data: Any) -> Ack:
+        EmptyIn.model_validate(data if data is not None else {})
+        async with self._seated(sid) as (seat, room):
+            await self._publish(room, room.start_game(seat.player_id))
+        return ok()
+
+    async def _submit_cards(self, sid: str, data: Any) -> Ack:
+        body = SubmitCardsIn.model_validate(data)
+        async with self._seated(sid) as (seat, room):
+            await self._publish(room, room.submit(seat.player_id, body.card_ids))
+        return ok()
+
+    async def _pick_winner(self, sid: str, data: Any) -> Ack:
+        body = PickWinnerIn.model_validate(data)
+        async with self._seated(sid) as (seat, room):
+            await self._publish(room, room.pick_winner(seat.player_id, body.submission_id))
+        return ok()
+
+    async def _leave_room(self, sid: str, data: Any) -> Ack:
+        EmptyIn.model_validate(data if data is not None else {})
+        async with self._seated(sid) as (seat, room):
+            await self._publish(room, room.remove(seat.player_id, "left"))
+        return ok()
+
+    async def _kick_player(self, sid: str, data: Any) -> Ack:
+        body = KickPlayerIn.model_validate(data)
+        async with self._seated(sid) as (seat, room):
+            await self._publish(room, room.kick(seat.player_id, body.player_id))
+        return ok()
+
+    # --- connections --------------------------------------------------------------------------
+
+    async def _on_connect(self, sid: str, environ: Any, auth: Any = None) -> bool:
+        try:
+            self._ensure_ticker()
+            self._buckets[sid] = TokenBucket(self.rate, self.burst, self._clock)
+            token = auth.get("token") if isinstance(auth, dict) else None
+            if token is None:
+                return True
+            seat = self.sessions.by_token(token) if isinstance(token, str) else None
+            if seat is None:
+                error = payloads.ErrorOut(
+                    code="session_expired", message="that seat is gone; create or join a room"
+                )
+                self._spawn(self._after_connect(sid, self._emit("error", error.model_dump(), sid)))
+                return True
+            old = self.sessions.attach(seat, sid)
+            await self.sio.enter_room(sid, channel(seat.room_code))
+            if old is not None:
+                await self._replace(old, seat.room_code)
+            self._spawn(self._after_connect(sid, self._resume(sid, seat)))
+        except Exception:
+            logger.error("connect of %s failed", sid, exc_info=True)
+        return True
+
+    async def _replace(self, old_sid: str, room_code: str) -> None:
+        """A second connection took the seat: tell the first one and close it."""
+        await self.sio.leave_room(old_sid, channel(room_code))
+        error = payloads.ErrorOut(code="session_replaced", message="you connected from elsewhere")
+        await self._emit("error", error.model_dump(), old_sid)
+        await self.sio.disconnect(old_sid)
+
+    async def _after_connect(self, sid: str, then: Coroutine[Any, Any, None]) -> None:
+        """Run ``then`` once the connection is fully established (after the connect handler)."""
+        try:
+            for _ in range(400):
+                if self.sio.manager.is_connected(sid, "/"):
+                    break
+                await asyncio.sleep(0.005)
+            await then
+        except Exception:
+            logger.error("post-connect work for %s failed", sid, exc_info=True)
+        finally:
+            then.close()
+
+    async def _resume(self, sid: str, seat: Seat) -> None:
+        async with self._lock(seat.room_code):
+            room = self.registry.find(seat.room_code)
+            if seat.sid != sid or room is None or not room.has_player(seat.player_id):
+                return
+            await self._publish(room, room.mark_reconnected(seat.player_id))
+            logger.info("player %s reconnected to room %s", seat.player_id, room.code)
+
+    async def _on_disconnect(self, sid: str, *args: Any) -> None:
+        try:
+            self._buckets.pop(sid, None)
+            seat = self.sessions.detach(sid, self._clock())
+            if seat is None:
+                return
+            async with self._lock(seat.room_code):
+                room = self.registry.find(seat.room_code)
+                if seat.sid is not None or room is None or not room.has_player(seat.player_id):
+                    return
+                await self._publish(room, room.mark_disconnected(seat.player_id))
+        except Exception:
+            logger.error("disconnect of %s failed", sid, exc_info=True)
+
+    # --- time ---------------------------------------------------------------------------------
+
+    async def _run_ticker(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_interval)
+            await self.tick()
+
+    async def tick(self) -> None:
+        """Remove players whose grace period is over, and apply round timers."""
+        for seat in self.sessions.expired(self._clock(), self.grace):
+            try:
+                async with self._lock(seat.room_code):
+                    if seat.sid is not None:
+                        continue  # came back while we waited for the lock
+                    room = self.registry.find(seat.room_code)
+                    if room is None or not room.has_player(seat.player_id):
+                        self.sessions.drop(seat.room_code, seat.player_id)
+                        continue
+                    await self._publish(room, room.remove(seat.player_id, "timed_out"))
+            except Exception:
+                logger.error("removing %s failed", seat.player_id, exc_info=True)
+        for room in self.registry.rooms():
+            try:
+                async with self._lock(room.code):
+                    if self.registry.find(room.code) is room:
+                        events = room.tick()
+                        if events:
+                            await self._publish(room, events)
+            except Exception:
+                logger.error("tick of room %s failed", room.code, exc_info=True)

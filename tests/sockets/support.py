@@ -1,0 +1,196 @@
+"""A real uvicorn server on loopback with the game's handlers and routers, and real clients."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import socketio
+import uvicorn
+from fastapi import FastAPI
+
+from app.api import decks as decks_api
+from app.api import rooms as rooms_api
+from app.core.config import Settings
+from app.game.decks import load_library
+from app.game.registry import RoomRegistry, get_registry
+from app.sockets import GameServer, VideoService, register_socket_handlers
+
+
+class FakeVideoService:
+    """Test double of app.video.service until the real one is wired in (see the report)."""
+
+    def __init__(self, *, fail: bool = False, delay: float = 0.0) -> None:
+        self.fail = fail
+        self.delay = delay
+        self.created: list[tuple[str, tuple[str, ...], bool]] = []
+        self.plays: list[tuple[str, tuple[str, ...]]] = []
+
+    async def get_or_create(
+        self, black_card: str, white_cards: list[str], permanent: bool = False
+    ) -> str:
+        await asyncio.sleep(self.delay)
+        self.created.append((black_card, tuple(white_cards), permanent))
+        if self.fail:
+            raise RuntimeError("renderer exploded")
+        key = hashlib.sha256(json.dumps([black_card, white_cards]).encode()).hexdigest()
+        return f"/videos/{key}.mp4"
+
+    async def record_play(self, black_card: str, white_cards: list[str]) -> None:
+        self.plays.append((black_card, tuple(white_cards)))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class LiveServer:
+    """The game (sockets + REST) served by uvicorn in a thread, as app/main.py would wire it."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        video_service: VideoService | None,
+        clock: Callable[[], float] = time.monotonic,
+        extra_lifespan: Callable[[], contextlib.AbstractAsyncContextManager[Any]] | None = None,
+    ) -> None:
+        self.registry = RoomRegistry(load_library(), clock=clock)  # the clock of round timers
+        self.sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins=[])
+        self.game: GameServer = register_socket_handlers(
+            self.sio,
+            registry=self.registry,
+            video_service=video_service,
+            settings=settings,
+            resolve_video=lambda: None,
+            tick_interval=0.05,
+        )
+        game = self.game
+
+        @contextlib.asynccontextmanager
+        async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+            async with contextlib.AsyncExitStack() as stack:
+                if extra_lifespan is not None:  # e.g. the real video service
+                    await stack.enter_async_context(extra_lifespan())
+                await game.start()
+                yield
+                await game.stop()
+
+        api = FastAPI(lifespan=lifespan)
+        api.include_router(rooms_api.router)
+        api.include_router(decks_api.router)
+        api.dependency_overrides[get_registry] = lambda: self.registry
+        app = socketio.ASGIApp(self.sio, other_asgi_app=api)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+class Client:
+    """A real python-socketio client that records every event it receives."""
+
+    def __init__(self, url: str, name: str = "") -> None:
+        self.url = url
+        self.name = name
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.received: list[tuple[str, Any]] = []
+        self.player_id = ""
+        self.token = ""
+        self.room_code = ""
+
+        async def record(event: str, data: Any = None) -> None:
+            self.received.append((event, data))
+
+        self.sio.on("*", handler=record)
+
+    async def connect(self, token: str | None = None) -> None:
+        auth = {"token": token} if token is not None else None
+        await self.sio.connect(self.url, transports=["websocket"], auth=auth, wait_timeout=5)
+
+    async def close(self) -> None:
+        if self.sio.connected:
+            await self.sio.disconnect()
+
+    async def call(self, event: str, data: Any = None) -> dict[str, Any]:
+        ack: dict[str, Any] = await self.sio.call(event, data, timeout=5)
+        return ack
+
+    async def create(self, settings: dict[str, Any] | None = None) -> dict[str, Any]:
+        payload: dict[str, Any] = {"name": self.name}
+        if settings is not None:
+            payload["settings"] = settings
+        ack = await self.call("create_room", payload)
+        assert ack["ok"], ack
+        self.player_id, self.token, self.room_code = (
+            ack["player_id"],
+            ack["token"],
+            ack["room_code"],
+        )
+        return ack
+
+    async def join(self, code: str) -> dict[str, Any]:
+        ack = await self.call("join_room", {"room_code": code, "name": self.name})
+        assert ack["ok"], ack
+        self.player_id, self.token, self.room_code = (
+            ack["player_id"],
+            ack["token"],
+            ack["room_code"],
+        )
+        return ack
+
+    def all(self, event: str) -> list[Any]:
+        return [data for name, data in self.received if name == event]
+
+    def last(self, event: str) -> Any:
+        found = self.all(event)
+        return found[-1] if found else None
+
+    async def wait_for(
+        self, event: str, pred: Callable[[Any], bool] = lambda _: True, timeout: float = 5.0
+    ) -> Any:
+        """The latest ``event`` matching ``pred``, waiting for it if needed."""
+        deadline = time.monotonic() + timeout
+        while True:
+            matches = [d for d in self.all(event) if pred(d)]
+            if matches:
+                return matches[-1]
+            if time.monotonic() > deadline:
+                seen = [name for name, _ in self.received][-20:]
+                raise AssertionError(f"{self.name}: no matching {event!r}; last events {seen}")
+            await asyncio.sleep(0.01)
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 5.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
