@@ -27,6 +27,14 @@ class Call(NamedTuple):
 Plan = Generator[Call, Any, T]
 
 
+def _throw_mapped(plan: Plan[T], exc: Exception) -> Call:
+    """Throw the cache error for `exc` into the plan; re-raise anything that is a bug."""
+    mapped = map_backend_error(exc)
+    if mapped is None:
+        raise exc
+    return plan.throw(mapped)
+
+
 def run_sync(plan: Plan[T], client_factory: Callable[[], redis.Redis]) -> T:
     """Drive `plan` on a sync client; the client is only built if the plan needs Redis."""
     try:
@@ -36,10 +44,7 @@ def run_sync(plan: Plan[T], client_factory: Callable[[], redis.Redis]) -> T:
             try:
                 result = getattr(client, call.method)(*call.args, **call.kwargs)
             except Exception as exc:
-                mapped = map_backend_error(exc)
-                if mapped is None:
-                    raise
-                call = plan.throw(mapped)
+                call = _throw_mapped(plan, exc)
             else:
                 call = plan.send(result)
     except StopIteration as done:
@@ -55,10 +60,7 @@ async def run_async(plan: Plan[T], client_factory: Callable[[], aioredis.Redis])
             try:
                 result = await getattr(client, call.method)(*call.args, **call.kwargs)
             except Exception as exc:
-                mapped = map_backend_error(exc)
-                if mapped is None:
-                    raise
-                call = plan.throw(mapped)
+                call = _throw_mapped(plan, exc)
             else:
                 call = plan.send(result)
     except StopIteration as done:

@@ -26,7 +26,7 @@ class Settings(BaseSettings):
     redis_db: int | None = Field(default=None, ge=0, le=15)
     redis_connect_timeout: float = Field(default=0.25, gt=0, le=30)
     redis_socket_timeout: float = Field(default=0.25, gt=0, le=30)
-    redis_max_connections: int = Field(default=64, ge=1)
+    redis_max_connections: int = Field(default=512, ge=1)
 
     # --- video cache -----------------------------------------------------------------------
     cache_temporary_ttl: int = Field(default=86400, ge=1)
