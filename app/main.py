@@ -11,15 +11,20 @@ from contextlib import asynccontextmanager
 import socketio
 from fastapi import FastAPI
 
-from app.api import cache, health, metrics
+from app.api import cache, decks, health, metrics, rooms, videos
 from app.core.config import get_settings
 from app.core.logging import configure_logging
 from app.services.video_cache import video_cache
+from app.sockets import register_socket_handlers
 from app.video import routes as video_routes
 from app.video.lifespan import video_lifespan
 
 settings = get_settings()
 configure_logging(settings.log_level)
+
+sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins="*")
+# Loads every deck now: a bad deck file stops the start-up with a clear error.
+game_server = register_socket_handlers(sio)
 
 
 @asynccontextmanager
@@ -27,17 +32,18 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     await video_cache.astart()
     try:
         async with video_lifespan():
-            yield
+            await game_server.start()
+            try:
+                yield
+            finally:
+                await game_server.stop()
     finally:
         await video_cache.aclose()
 
 
 app = FastAPI(title="Punchline", version="0.1.0", lifespan=lifespan)
-app.include_router(health.router)
-app.include_router(cache.router)
-app.include_router(metrics.router)
-app.include_router(video_routes.router)
+for module in (health, cache, videos, rooms, decks, metrics, video_routes):
+    app.include_router(module.router)
 
-sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins="*")
 # Don't pass on_startup/on_shutdown here: they would replace FastAPI's lifespan.
 socket_app = socketio.ASGIApp(sio, other_asgi_app=app)

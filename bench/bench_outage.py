@@ -38,6 +38,7 @@ from bench._support import (
     RedisServer,
     capture_app_logs,
     fmt_us,
+    free_port,
     make_settings,
     quantile_curve_us,
     redis_server,
@@ -125,6 +126,18 @@ class Naive:
         self.client = redis.Redis(host="127.0.0.1", port=port)  # defaults on purpose
         self.fallback: dict[str, str] = {}
         self.threads: list[threading.Thread] = []
+        self.late: list[dict[str, Any]] = []  # censored calls, when they finally returned
+
+    def defaults(self) -> dict[str, Any]:
+        """The redis-py defaults the naive client runs with, as this version sets them."""
+        kwargs = self.client.get_connection_kwargs()
+        retry = kwargs.get("retry")
+        backoff = getattr(retry, "_backoff", None)
+        return {"socket_timeout_s": kwargs.get("socket_timeout"),
+                "socket_connect_timeout_s": kwargs.get("socket_connect_timeout"),
+                "retries": retry.get_retries() if retry is not None else None,
+                "backoff": type(backoff).__name__,
+                "backoff_cap_s": getattr(backoff, "_cap", None)}
 
     def get(self, i: int) -> object:
         key = key_for(*combo(i))
@@ -171,8 +184,11 @@ class Naive:
                 (self.get if op == "get" else self.set)(j)
                 with lock:
                     running.pop(index, None)
+                    took = time.perf_counter() - start
                     if not stop.is_set():
-                        done[op].append(time.perf_counter() - start)
+                        done[op].append(took)
+                    else:
+                        self.late.append({"op": op, "returned_after_s": round(took, 3)})
                 j += NAIVE_THREADS
 
         began = time.perf_counter()
@@ -335,6 +351,7 @@ async def scenario(server: RedisServer, kind: str, ours: OursSync,
         if naive is not None:
             joined = await asyncio.to_thread(naive.join, 30.0)
             result["naive_threads_finished"] = joined
+            result["during"]["naive"]["late_returns"] = list(naive.late)
             result["after"]["naive"] = naive.measure(NAIVE_PHASE_CALLS)
     finally:
         if server.process is not None:
@@ -403,7 +420,11 @@ def run() -> dict[str, Any]:
             scenarios = asyncio.run(run_pass(server, tmp, "sync", True, ("refused", "frozen")))
             scenarios += asyncio.run(run_pass(server, tmp, "async", False,
                                               ("refused", "frozen")))
+    probe = Naive(free_port())  # never connects: only reads the defaults of the client
+    naive_defaults = probe.defaults()
+    probe.close()
     return {
+        "naive_defaults": naive_defaults,
         "config": {"keys": N_KEYS, "phase_calls": PHASE_CALLS,
                    "permanent_sets": PERMANENT_SETS, "naive_phase_calls": NAIVE_PHASE_CALLS,
                    "naive_cap_s": NAIVE_CAP, "naive_threads": NAIVE_THREADS,

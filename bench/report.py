@@ -356,10 +356,13 @@ def outage_section(res: dict[str, Any]) -> str:
             for op in ("get", "set"):
                 done = naive[op]["completed_s"]
                 censored = [c["running_for_s"] for c in naive["censored"] if c["op"] == op]
+                late = [c["returned_after_s"] for c in naive.get("late_returns", [])
+                        if c["op"] == op]
                 naive_rows.append([
                     where, op, str(len(done)),
                     ", ".join(f"{v:.2f}" for v in done) or "none",
-                    ", ".join(f"≥ {v:.1f}" for v in censored) or "none"])
+                    ", ".join(f"≥ {v:.1f}" for v in censored) or "none",
+                    ", ".join(f"{v:.1f}" for v in late) or "—"])
     parts = [
         "## Outage: latency before, during and after, detection and recovery",
         "Faults are real: **refused** kills our redis-server with SIGKILL and restarts it "
@@ -387,11 +390,23 @@ def outage_section(res: dict[str, Any]) -> str:
                  "outage", "restart took", "usable after", "write in Redis after",
                  "journal writes replayed (cumulative)"], det_rows, "lrrrrrrrr"),
     ]
+    defaults = res.get("naive_defaults", {})
+    bound = ""
+    if defaults.get("socket_timeout_s") and defaults.get("retries") is not None:
+        attempts = defaults["retries"] + 1
+        worst = attempts * defaults["socket_timeout_s"]
+        bound = (f" With these defaults (socket timeout {defaults['socket_timeout_s']:g} s, "
+                 f"{defaults['retries']} retries, `{defaults['backoff']}` capped at "
+                 f"{defaults.get('backoff_cap_s')} s), a call to a frozen Redis can wait "
+                 f"{attempts} × {defaults['socket_timeout_s']:g} s = {worst:g} s plus backoff "
+                 "before it falls back to the dict; the run stops waiting at the cap.")
     if naive_rows:
         parts.append("### The naive client while Redis is down\n\nSeconds per call, completed "
-                     "and still running at the cap:\n\n"
+                     "and still running at the cap." + bound + "\n\n"
                      + table(["scenario", "op", "completed", "seconds (completed)",
-                              "seconds (running at the cap)"], naive_rows, "llrll"))
+                              "seconds (running at the cap)",
+                              "those calls returned after (s, once Redis was back)"],
+                             naive_rows, "llrlll"))
     return "\n\n".join(parts)
 
 

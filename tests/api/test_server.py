@@ -58,3 +58,26 @@ def test_admin_operations_disabled_without_token(redis_url: str, tmp_path: Path)
                                 headers={"Authorization": "Bearer anything"})
         assert response.status_code == 403
         assert "ADMIN_TOKEN" in response.json()["detail"]
+
+
+def test_video_lookup_route(redis_url: str, tmp_path: Path) -> None:
+    from app.cache.keys import key_for
+    from app.core.config import Settings
+    from app.services.video_cache import VideoCache
+
+    writer = VideoCache(Settings(_env_file=None, redis_url=redis_url, data_dir=tmp_path / "w"))
+    writer.set("Why _?", ["Because", "reasons"], "/videos/abc.mp4", permanent=True)
+    writer.close()
+    with run_app_server(tmp_path, {"REDIS_URL": redis_url}) as server:
+        url = f"{server.base_url}/api/videos"
+        found = httpx.get(url, params={"black": "Why _?", "white": ["Because", "reasons"]})
+        assert found.status_code == 200
+        body = found.json()
+        assert body["video_url"] == "/videos/abc.mp4"
+        assert body["permanent"] is True
+        assert body["key"] == key_for("Why _?", ["Because", "reasons"])
+        reversed_order = {"black": "Why _?", "white": ["reasons", "Because"]}
+        assert httpx.get(url, params=reversed_order).status_code == 404
+        assert httpx.get(url, params={"black": "Why _?"}).status_code == 422
+        assert httpx.get(url, params={"black": " ", "white": ["x"]}).status_code == 422
+        assert httpx.get(url, params={"black": "b", "white": ["x"] * 11}).status_code == 422

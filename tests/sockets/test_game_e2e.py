@@ -2,48 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 
 from tests.game.support import FakeClock
-from tests.sockets.support import Client, FakeVideoService, LiveServer, eventually
-
-
-async def table(clients: Any, server: LiveServer, n: int, **settings: Any) -> list[Client]:
-    """``n`` connected players in one room; the first is the host."""
-    names = ["Ada", "Bo", "Cy", "Di", "Ed"][:n]
-    players: list[Client] = await clients(server, *names)
-    await players[0].create(settings or None)
-    for p in players[1:]:
-        await p.join(players[0].room_code.lower())
-    return players
-
-
-def of_round(rnd: int) -> Callable[[Any], bool]:
-    return lambda payload: bool(payload["round"] == rnd)
-
-
-def by_id(players: list[Client], player_id: str) -> Client:
-    return next(p for p in players if p.player_id == player_id)
-
-
-async def round_state(client: Client, rnd: int, phase: str = "submitting") -> dict[str, Any]:
-    state: dict[str, Any] = await client.wait_for(
-        "room_state", lambda s: s["round"] == rnd and s["phase"] == phase
-    )
-    return state
-
-
-async def submit_all(players: list[Client], state: dict[str, Any]) -> None:
-    rnd, pick = state["round"], state["black_card"]["pick"]
-    for p in players:
-        if p.player_id == state["czar_id"]:
-            continue
-        hand = await p.wait_for("hand", lambda h: h["round"] == rnd)
-        ack = await p.call("submit_cards", {"card_ids": [c["id"] for c in hand["cards"][:pick]]})
-        assert ack == {"ok": True}, ack
+from tests.sockets.support import (
+    Client,
+    FakeVideoService,
+    LiveServer,
+    by_id,
+    eventually,
+    of_round,
+    round_state,
+    submit_all,
+    table,
+)
 
 
 async def test_full_game_to_the_score_limit(

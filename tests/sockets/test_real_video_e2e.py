@@ -12,7 +12,7 @@ from app.core.config import Settings
 from app.services.video_cache import VideoCache
 from app.video.local import LocalRenderer
 from app.video.service import VideoService
-from tests.sockets.test_game_e2e import by_id, round_state, submit_all, table
+from tests.sockets.support import by_id, round_state, submit_all, table
 from tests.video.mp4 import decode
 
 

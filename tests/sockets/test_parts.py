@@ -1,0 +1,77 @@
+"""The pure parts of the socket layer: rate limiting, seats, payload models."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from app.game.settings import RoomSettings
+from app.sockets.ratelimit import TokenBucket
+from app.sockets.schemas import CreateRoomIn, SettingsIn, SubmitCardsIn
+from app.sockets.server import describe
+from app.sockets.sessions import AlreadyInRoom, NotInRoom, Sessions
+from tests.game.support import FakeClock
+
+
+def test_token_bucket_allows_a_burst_then_the_rate() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(rate=2.0, burst=3, clock=clock)
+    assert [bucket.take() for _ in range(4)] == [True, True, True, False]
+    clock.advance(0.5)  # one token back
+    assert bucket.take() and not bucket.take()
+    clock.advance(100)  # never more than the burst
+    assert [bucket.take() for _ in range(4)] == [True, True, True, False]
+
+
+def test_sessions_seat_detach_expire_and_drop() -> None:
+    sessions = Sessions()
+    seat = sessions.seat("ABCDE", "p_1", "sid-1")
+    assert len(seat.token) >= 40
+    assert sessions.require("sid-1") is seat
+    assert sessions.by_token(seat.token) is seat
+    with pytest.raises(AlreadyInRoom):
+        sessions.seat("ABCDE", "p_2", "sid-1")
+    assert sessions.detach("sid-1", now=10.0) is seat
+    assert seat.sid is None and seat.disconnected_at == 10.0
+    with pytest.raises(NotInRoom):
+        sessions.require("sid-1")
+    assert sessions.expired(now=14.0, grace=5.0) == []
+    assert sessions.expired(now=15.0, grace=5.0) == [seat]
+    assert sessions.attach(seat, "sid-2") is None
+    assert sessions.expired(now=99.0, grace=5.0) == []
+    assert sessions.attach(seat, "sid-3") == "sid-2"
+    assert sessions.by_sid("sid-2") is None
+    assert sessions.detach("sid-2", now=1.0) is None  # the replaced connection owns nothing
+    assert sessions.drop("ABCDE", "p_1") is seat
+    assert sessions.by_token(seat.token) is None and sessions.by_sid("sid-3") is None
+    assert sessions.drop("ABCDE", "p_1") is None
+
+
+def test_settings_payload_maps_to_room_settings() -> None:
+    assert SettingsIn().to_settings() == RoomSettings()
+    s = SettingsIn.model_validate({"score_limit": 3, "judge_seconds": 30, "deck_ids": ["a"]})
+    assert s.to_settings() == RoomSettings(score_limit=3, judge_seconds=30, deck_ids=("a",))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"name": "Ada", "settings": {"score_limit": 7.0}},
+        {"name": "Ada", "settings": {"score_limit": True}},
+        {"name": "Ada", "settings": {"submit_seconds": "30"}},
+        {"name": "Ada", "settings": {"deck_ids": "punchline-cc0"}},
+        {"name": "Ada", "settings": {"deck_ids": ["x" * 65]}},
+        {"name": None},
+    ],
+)
+def test_strict_payloads(data: object) -> None:
+    with pytest.raises(ValidationError):
+        CreateRoomIn.model_validate(data)
+
+
+def test_validation_errors_are_summarised() -> None:
+    with pytest.raises(ValidationError) as info:
+        SubmitCardsIn.model_validate({"card_ids": [1, 2], "x": 1})
+    message = describe(info.value)
+    assert "card_ids.0" in message and "x: Extra inputs are not permitted" in message
+    assert len(message) <= 300
