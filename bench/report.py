@@ -355,9 +355,10 @@ def outage_section(res: dict[str, Any]) -> str:
         if naive:
             for op in ("get", "set"):
                 done = naive[op]["completed_s"]
-                censored = [c["running_for_s"] for c in naive["censored"] if c["op"] == op]
-                late = [c["returned_after_s"] for c in naive.get("late_returns", [])
-                        if c["op"] == op]
+                censored = sorted(c["running_for_s"] for c in naive["censored"]
+                                  if c["op"] == op)
+                late = sorted(c["returned_after_s"] for c in naive.get("late_returns", [])
+                              if c["op"] == op)
                 naive_rows.append([
                     where, op, str(len(done)),
                     ", ".join(f"{v:.2f}" for v in done) or "none",
