@@ -20,6 +20,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -70,31 +71,47 @@ def child(module_name: str) -> int:
 
 
 def run_module(module_name: str) -> dict[str, Any]:
+    """Run one module in a child process; its output is echoed and kept for the page."""
     timeout = TIMEOUTS.get(module_name, DEFAULT_TIMEOUT)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": os.pathsep.join(
         p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
     print(f"\n=== {module_name} (timeout {timeout:.0f} s)", flush=True)
     started = time.perf_counter()
     process = subprocess.Popen([sys.executable, "-m", "bench", "--child", module_name],
-                               cwd=REPO, env=env, start_new_session=True)
+                               cwd=REPO, env=env, start_new_session=True, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    lines: list[str] = []
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            print(line, end="", flush=True)
+            lines.append(line.rstrip("\n"))
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
     try:
         code = process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)  # the child's own group: it and its redis-server
         process.wait()
+        reader.join(5)
         return {"status": "timeout", "seconds": round(time.perf_counter() - started, 1),
-                "note": f"killed after {timeout:.0f} s"}
+                "note": f"killed after {timeout:.0f} s", "output_tail": lines[-40:]}
     except KeyboardInterrupt:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait()
         raise
+    reader.join(5)
     seconds = round(time.perf_counter() - started, 1)
+    tail = lines[-120:]
     if code == 0:
-        return {"status": "ok", "seconds": seconds}
+        return {"status": "ok", "seconds": seconds, "output_tail": tail}
     if code == EXIT_NO_ENTRY_POINT:
         return {"status": "skipped", "seconds": seconds,
                 "note": f"bench/{module_name}.py exposes neither run() nor main()"}
-    return {"status": "failed", "seconds": seconds, "note": f"exit code {code}"}
+    return {"status": "failed", "seconds": seconds, "note": f"exit code {code}",
+            "output_tail": lines[-40:]}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,6 +6,7 @@ page from the last results without measuring anything.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Iterable
@@ -160,6 +161,15 @@ def plot_outage(scenarios: list[dict[str, Any]], path: Path) -> None:
 
 
 # --- sections --------------------------------------------------------------------------------
+def code_id(result: dict[str, Any]) -> str:
+    """One short digest of app/cache, video_cache.py and config.py as the run saw them."""
+    digests = result["environment"].get("code_sha256", {})
+    if not digests:
+        return "unknown"
+    joined = "".join(f"{path}:{digest};" for path, digest in sorted(digests.items()))
+    return hashlib.sha256(joined.encode()).hexdigest()[:12]
+
+
 def environment_section(results: list[dict[str, Any]]) -> str:
     env = results[0]["environment"]
     machine, versions = env["machine"], env["versions"]
@@ -174,6 +184,10 @@ def environment_section(results: list[dict[str, Any]]) -> str:
         ["aiocache / cashews / cachetools", f"{versions['aiocache']} / {versions['cashews']} "
                                             f"/ {versions['cachetools']}"],
         ["matplotlib", versions["matplotlib"]],
+        ["cache code measured", ", ".join(
+            f"`{r['name']}`: `{code_id(r)}`" for r in results)
+            + ("" if len({code_id(r) for r in results}) == 1 else
+               " ⚠ the cache's source changed between these runs")],
         ["runs", "; ".join(f"`{r['name']}` {r['generated_at']} "
                            f"({r['config'].get('duration_s', '?')} s, "
                            f"BENCH_SCALE={r['environment']['bench_scale']})" for r in results)],
@@ -266,16 +280,23 @@ def cache_section(res: dict[str, Any]) -> str:
         tp_rows.append([data["label"], *cells])
     busy = [(name, c, data[str(c)]) for name, data in res["throughput"].items()
             for c in levels if data[str(c)].get("fallbacks")]
+    pools = cfg.get("pool_sizes", {})
     busy_note = ""
-    if busy:
-        name, c, cell = busy[0]
-        busy_note = (
-            f"\n\n⚠ At {c} tasks, `{name}` needed more connections than `redis_max_connections`"
-            f" (64): redis-py raised `MaxConnectionsError`, the cache mapped it to `RedisBusy`"
-            f" and served {cell['fallbacks']:,} of {cfg['throughput_ops'] * cfg['rounds']:,}"
-            f" calls from the in-process memory store, logging {cell['warnings']:,} warnings."
-            f" That number is therefore not Redis throughput, and it is not comparable with the"
-            f" anchors, whose pools are unbounded (raw, aiocache) or blocking (cashews, 10).")
+    for name, c, cell in busy:
+        label = res["throughput"][name]["label"]
+        busy_note += (
+            f"\n\n⚠ At {c} tasks, *{label}* needed more connections than its pool holds "
+            f"(`redis_max_connections={pools.get(name, '?')}`): redis-py raised "
+            f"`MaxConnectionsError`, the cache mapped it to `RedisBusy`, served "
+            f"{cell['fallbacks']:,} of {cfg['throughput_ops'] * cfg['rounds']:,} calls from "
+            f"the in-process memory store instead of Redis and logged {cell['warnings']:,} "
+            f"warnings. A fallback never awaits, so the task that hit it loops on without "
+            f"yielding and keeps hitting the full pool: the ops/s of that cell is memory "
+            f"throughput, not Redis throughput.")
+    if pools:
+        busy_note += ("\n\nPool sizes: " + "; ".join(f"{res['throughput'][k]['label']} → {v}"
+                                                for k, v in pools.items()
+                                                if k in res["throughput"]) + ".")
     checks = res.get("checks", {})
     near = checks.get("sync", {}).get("near_on", {})
     near_note = ""
@@ -447,25 +468,33 @@ def render_section(res: dict[str, Any]) -> str:
 def other_section(name: str, res: dict[str, Any] | None, status: dict[str, Any]) -> str:
     head = f"## `bench_{name}`\n\n"
     state = status.get("status", "unknown")
+    output = [line for line in status.get("output_tail", [])
+              if not line.startswith("wrote ")]
     if state != "ok":
-        return head + f"Not measured in this run: {status.get('note', state)}."
-    if not res:
-        return head + f"The module ran but left no bench/results/{name}.json."
-    intro = (f"Maintained with bench/bench_{name}.py, run by `python -m bench` in the same run "
-             f"({status.get('seconds', '?')} s); numbers from bench/results/{name}.json.\n\n")
-    if name == "render":
+        text = head + f"Not measured in this run: {status.get('note', state)}."
+        if output:
+            text += "\n\nLast lines of its output:\n\n```text\n" + "\n".join(output) + "\n```"
+        return text
+    intro = (f"Maintained with bench/bench_{name}.py and run by `python -m bench` in the same "
+             f"run ({status.get('seconds', '?')} s); numbers from bench/results/{name}.json.")
+    parts = [head + intro]
+    if name == "render" and res:
         try:
-            return head + intro + render_section(res)
+            parts.append(render_section(res))
+            return "\n\n".join(parts)
         except (KeyError, TypeError, ValueError, AttributeError):
             pass  # its format changed: fall back to the generic view
-    if isinstance(res.get("targets"), list):
+    if res and isinstance(res.get("targets"), list):
         rows = [[str(t.get("metric", "?")), str(t.get("value")),
                  f"{t.get('op', '')} {t.get('target', '')}", verdict(bool(t.get("met")))]
                 for t in res["targets"] if isinstance(t, dict)]
-        return head + intro + table(["metric", "measured", "target", "verdict"], rows, "lrrl")
-    rows = [[key, f"`{json.dumps(value, default=str)[:160]}`"] for key, value in res.items()
-            if key not in {"name", "environment"}]
-    return head + intro + table(["result", "value"], rows, "ll")
+        parts.append(table(["metric", "measured", "target", "verdict"], rows, "lrrl"))
+    if output:
+        parts.append("Its summary, as printed by the module:\n\n```text\n"
+                     + "\n".join(output) + "\n```")
+    elif not res:
+        parts.append(f"The module ran but left no bench/results/{name}.json.")
+    return "\n\n".join(parts)
 
 
 def method_section() -> str:

@@ -54,8 +54,10 @@ class CircuitBreaker:
             self.next_probe_at = time.monotonic() + self._backoff.compute(self.failed_probes)
 
     def release_probe(self, reason: str) -> None:
-        """Give the probe slot back after an unexpected error."""
-        if self._probing:
+        """Give the probe slot back if the probe ended without a verdict (error, cancel)."""
+        with self._lock:
+            still_probing = self._probing
+        if still_probing:
             self.probe_failed(reason)
 
     def probe_succeeded(self) -> float:

@@ -19,16 +19,22 @@ def is_memory_url(url: str) -> bool:
     return urlsplit(url).scheme in MEMORY_SCHEMES
 
 
+SECRET_QUERY_KEYS = {"password", "username"}
+
+
 def mask_url(url: str) -> str:
-    """The URL with its password replaced by `***`, safe for logs."""
+    """The URL with its password (in the authority or the query) replaced by `***`."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment))
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        if ":" in userinfo:  # user:password@ (a bare user@ carries no secret)
+            netloc = f"{userinfo.split(':', 1)[0]}:***@{host}"
+    query = "&".join(
+        f"{name}=***" if name.lower() in SECRET_QUERY_KEYS else pair
+        for pair in parts.query.split("&") if pair
+        for name in [pair.split("=", 1)[0]])
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def effective_url(settings: Settings) -> str:

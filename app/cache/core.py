@@ -17,10 +17,10 @@ from app.cache.breaker import CircuitBreaker
 from app.cache.connection import is_memory_url, mask_url
 from app.cache.entry import CacheEntry, CorruptEntryError, expiry_for, utc_now_iso
 from app.cache.errors import CacheBackendError, RedisBusy, WrongTypeError
-from app.cache.journal import Journal, JournalRecord
+from app.cache.journal import Claim, Journal, JournalRecord
 from app.cache.keys import KEY_PREFIX
 from app.cache.memory_store import MemoryStore
-from app.cache.plans import Call, Plan
+from app.cache.plans import Call, LocalCall, Plan
 from app.cache.replay import REPLAY_SCRIPT, replay_arguments
 from app.cache.stats import CacheCounters
 from app.core.config import Settings
@@ -49,6 +49,8 @@ class CacheCore:
         self.near_live = False  # set by the invalidation listener while tracking is on
         self.invalidation_epoch = 0
         self._corrupt_logged: set[str] = set()
+        self.pending_writes = 0  # journaled writes not yet replayed (lines, approximate)
+        self.journal_errors = 0
         self.on_outage: Callable[[], None] | None = None  # e.g. start a recovery probe
 
     # --- state --------------------------------------------------------------------------------
@@ -87,6 +89,8 @@ class CacheCore:
         self.counters.errors += 1
         if isinstance(exc, RedisBusy):
             logger.warning("Redis connection pool exhausted; serving this call from memory")
+            if self.on_outage is not None:  # a journaled write needs a replayer
+                self.on_outage()
             return
         if self.breaker.record_failure(str(exc)):
             self.counters.outages += 1
@@ -102,7 +106,8 @@ class CacheCore:
             self._corrupt_logged.add(key)
             logger.warning("Ignoring corrupt cache entry %s: %s", key, reason)
 
-    def _remember(self, key: str, entry: CacheEntry, now: float) -> None:
+    def _remember(self, key: str, entry: CacheEntry, now: float, epoch: int) -> None:
+        """Keep a Redis value in memory; stale at once if an invalidation raced with it."""
         expires = None
         if not entry.permanent:
             expires = now + self.settings.cache_temporary_ttl
@@ -112,11 +117,61 @@ class CacheCore:
             except ValueError:
                 pass
         self.memory.set(key, entry, expires)
+        # The listener bumps the epoch before it marks keys stale, so checking after the
+        # write catches an invalidation that arrived while we were reading or writing.
+        if epoch != self.invalidation_epoch:
+            self.memory.mark_stale(key)
+
+    # --- the journal: local disk work, run by the drivers as LocalCalls -------------------------
+    def _journal_append(self, record: JournalRecord) -> bool:
+        try:
+            self.journal.append(record)
+        except OSError as exc:
+            self._journal_failed("append to", exc)
+            return False
+        self.pending_writes += 1
+        return True
+
+    def _journal_failed(self, action: str, exc: OSError) -> None:
+        self.journal_errors += 1
+        if self.journal_errors == 1 or self.journal_errors % 1000 == 0:
+            logger.error("Cannot %s the cache journal %s: %s (%d errors); writes made during "
+                         "this outage live in memory only", action, self.journal.path, exc,
+                         self.journal_errors)
+
+    def _journal_claim(self) -> Claim | None:
+        try:
+            return self.journal.claim() if self.journal.has_pending() else None
+        except OSError as exc:
+            self._journal_failed("claim", exc)
+            return None
+
+    def _journal_release(self, claim: Claim) -> None:
+        try:
+            self.journal.release(claim)
+        except OSError as exc:
+            self._journal_failed("clean up", exc)
+        self.pending_writes = max(0, self.pending_writes - claim.lines)
+
+    def restore_journal(self) -> None:
+        """After a restart during an outage, make journaled writes readable again."""
+        try:
+            records = self.journal.pending()
+        except OSError as exc:
+            self._journal_failed("read", exc)
+            return
+        for record in records:
+            if record.entry is None:
+                self.memory.delete(record.key)
+            else:
+                self.memory.set(record.key, record.entry, record.expires_at)
+        self.pending_writes = len(records)
 
     # --- plans --------------------------------------------------------------------------------
     def plan_connect(self) -> Plan[bool]:
         """Start-up: ping Redis and log the outcome with the spec's lines."""
-        self.restore_journal()
+        if not self.memory_only:
+            yield LocalCall(self.restore_journal)
         if self.memory_only:
             logger.info("REDIS_URL is %s: using the in-memory cache only",
                         mask_url(self.settings.redis_url))
@@ -126,6 +181,8 @@ class CacheCore:
         except CacheBackendError as exc:
             self.record_failure(exc)
             return False
+        if self.breaker.is_open:  # a reconnect (close() and start again)
+            self.breaker.probe_succeeded()
         logger.info("✅ Connected to Redis for video caching")
         logger.info("Redis at %s", mask_url(self.settings.redis_url))
         try:  # writes journaled by an earlier run, during an outage
@@ -169,7 +226,7 @@ class CacheCore:
             self._report_corrupt(key, str(exc))
             return self._count(None)
         if epoch == self.invalidation_epoch:
-            self._remember(key, entry, now)
+            self._remember(key, entry, now, epoch)
         return self._count(entry)
 
     def plan_get_many(self, keys: list[str]) -> Plan[list[CacheEntry | None]]:
@@ -197,21 +254,25 @@ class CacheCore:
     def plan_set(self, key: str, entry: CacheEntry) -> Plan[None]:
         ttl = self.settings.cache_temporary_ttl
         now = time.time()
+        expires = expiry_for(entry, ttl, now)
         if self.redis_usable:
             kwargs: dict[str, Any] = {} if entry.permanent else {"ex": ttl}
+            epoch = self.invalidation_epoch
             try:
                 yield Call("set", (key, entry.encode()), kwargs)
             except CacheBackendError as exc:
                 self.record_failure(exc)
             else:
                 self.counters.sets += 1
-                self.memory.set(key, entry, expiry_for(entry, ttl, now))
+                self.memory.set(key, entry, expires)
+                if epoch != self.invalidation_epoch:
+                    self.memory.mark_stale(key)
                 return None
         self.counters.sets += 1
-        expires = expiry_for(entry, ttl, now)
         if not self.memory_only:
             self.counters.fallbacks += 1
-            self.journal.append(JournalRecord(key, entry, expires, entry.created_at))
+            yield LocalCall(self._journal_append,
+                            (JournalRecord(key, entry, expires, entry.created_at),))
         self.memory.set(key, entry, expires)
         return None
 
@@ -226,7 +287,7 @@ class CacheCore:
             else:
                 return bool(removed) or found_in_memory
         if not self.memory_only:
-            self.journal.append(JournalRecord(key, None, None, utc_now_iso()))
+            yield LocalCall(self._journal_append, (JournalRecord(key, None, None, utc_now_iso()),))
         return found_in_memory
 
     def plan_ttl(self, key: str) -> Plan[float | None]:
@@ -278,17 +339,24 @@ class CacheCore:
 
     def plan_replay_pending(self) -> Plan[None]:
         """While connected, replay anything a racing writer left in the journal."""
-        if self.redis_usable and self.journal.path.exists():
+        if self.redis_usable and self.pending_writes_on_disk():
             try:
                 yield from self._plan_replay()
             except CacheBackendError as exc:
                 self.record_failure(exc)
 
+    def pending_writes_on_disk(self) -> bool:
+        try:
+            return self.journal.has_pending()
+        except OSError:
+            return False
+
     def _plan_replay(self) -> Plan[tuple[int, int]]:
-        if not self.journal.has_pending():
+        claim: Claim | None = yield LocalCall(self._journal_claim)
+        if claim is None:
             return 0, 0
         written = kept = 0
-        for record in self.journal.begin_replay():
+        for record in claim.records:
             args = replay_arguments(record)
             if args is None:
                 continue
@@ -297,20 +365,12 @@ class CacheCore:
                 written += 1
             else:
                 kept += 1
-        self.journal.finish_replay()
+        yield LocalCall(self._journal_release, (claim,))
         self.counters.replayed += written
         self.counters.replay_kept_newer += kept
         return written, kept
 
-    # --- journal and stats --------------------------------------------------------------------
-    def restore_journal(self) -> None:
-        """After a restart during an outage, make journaled writes readable again."""
-        for record in self.journal.pending():
-            if record.entry is None:
-                self.memory.delete(record.key)
-            else:
-                self.memory.set(record.key, record.entry, record.expires_at)
-
+    # --- stats ---------------------------------------------------------------------------------
     def stats(self, total_entries: int) -> dict[str, Any]:
         return {
             "cache_type": self.cache_type,
@@ -325,6 +385,7 @@ class CacheCore:
             "redis_connected": self.redis_usable,
             "redis_url": mask_url(self.settings.redis_url),
             "degraded_since": self.breaker.degraded_since,
-            "pending_replay": self.journal.pending_count() if not self.memory_only else 0,
+            "pending_replay": self.pending_writes,
+            "journal_errors": self.journal_errors,
             "last_error": self.breaker.last_error,
         }

@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 INVALIDATE_CHANNEL = "__redis__:invalidate"
 HEALTH_CHECK_SECONDS = 1.0
+RETRY_CAP_SECONDS = 5.0
 
 
 class InvalidationListener:
@@ -48,21 +49,28 @@ class InvalidationListener:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
-        self._thread = None
+            if not self._thread.is_alive():
+                self._thread = None
         self.core.near_live = False
 
     def _run(self) -> None:
+        failures = 0
         while not self._stop.is_set():
             if not self.core.redis_usable:
                 self._stop.wait(0.05)
                 continue
             try:
                 self._listen()
-            except (redis.RedisError, OSError) as exc:
-                logger.info("Near-cache invalidation stream lost: %s", exc)
+                failures = 0
+            except Exception as exc:  # the thread must outlive any error
+                failures += 1
+                if failures == 1:
+                    logger.warning("Near-cache invalidation unavailable (%s); reads go to "
+                                   "Redis until it is back", exc)
             finally:
                 self._go_dark()
-            self._stop.wait(0.1)
+            # Back off while tracking cannot be set up (ACL, old server): no hot loop.
+            self._stop.wait(min(RETRY_CAP_SECONDS, 0.1 * 2 ** min(failures, 8)))
 
     def _go_dark(self) -> None:
         self.core.near_live = False
@@ -87,7 +95,7 @@ class InvalidationListener:
             next_check = time.monotonic() + HEALTH_CHECK_SECONDS
             while not self._stop.is_set() and self.core.redis_usable:
                 message = pubsub.get_message(timeout=0.2)
-                if message is not None:
+                if message is not None and message.get("type") == "message":
                     self._apply(message.get("data"))
                 if time.monotonic() >= next_check:
                     tracker.ping()

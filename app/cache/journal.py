@@ -2,8 +2,13 @@
 
 Each line is one JSON record `{"key", "entry" | null, "expires_at", "at"}`; a null entry is a
 delete. The journal makes an acknowledged write survive an app restart during an outage, and is
-replayed into Redis when it returns. Replaying renames the file first, so writes of a later
-outage go to a fresh journal; a replay cut short is resumed from the renamed file.
+replayed into Redis when it returns.
+
+Several processes may share one data directory. Appends and claims take an exclusive `flock`,
+so no append can land in a file after it was claimed. A replayer claims the live journal by
+renaming it to a unique `.replaying.<id>` file, replays every claim file it finds (its own and
+any left by a crashed or interrupted replayer; replay is idempotent), then deletes the files
+it replayed. Nothing is ever deleted that another process may still append to.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -49,31 +55,50 @@ class JournalRecord:
                    expires_at=None if expires is None else float(expires), at=str(data["at"]))
 
 
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Journal files taken for one replay, and their latest live record per key."""
+
+    files: list[Path]
+    records: list[JournalRecord]
+    lines: int
+
+
+def latest_live(records: list[JournalRecord]) -> list[JournalRecord]:
+    latest: dict[str, JournalRecord] = {}
+    for record in records:
+        latest[record.key] = record
+    now = time.time()
+    return [r for r in latest.values() if r.expires_at is None or r.expires_at > now]
+
+
 class Journal:
     def __init__(self, path: Path, fsync: FsyncPolicy = "permanent") -> None:
         self.path = path
-        self.replaying_path = path.with_name(path.name + ".replaying")
         self.fsync = fsync
         self._lock = threading.Lock()
-        self.appended = 0
 
     @contextmanager
-    def _file_lock(self) -> Iterator[None]:
-        """Serialise processes that share the data directory."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_name(self.path.name + ".lock"), "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    def _exclusive(self) -> Iterator[None]:
+        """In-process lock plus an flock that serialises processes sharing the directory."""
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path.with_name(self.path.name + ".lock"), "a") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _claim_files(self) -> list[Path]:
+        return sorted(self.path.parent.glob(self.path.name + ".replaying.*"))
 
     def append(self, record: JournalRecord) -> None:
+        """Write one record; raises OSError when the disk refuses."""
         line = record.to_line()
         must_sync = self.fsync == "always" or (
             self.fsync == "permanent" and record.entry is not None and record.entry.permanent)
-        with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._exclusive():
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
                 os.write(fd, line)
@@ -81,7 +106,6 @@ class Journal:
                     os.fsync(fd)
             finally:
                 os.close(fd)
-            self.appended += 1
 
     def _read(self, path: Path) -> list[JournalRecord]:
         try:
@@ -98,38 +122,32 @@ class Journal:
                 logger.warning("Skipping unreadable line %d of %s", number, path)
         return records
 
-    def pending(self) -> list[JournalRecord]:
-        """Latest record per key from both files, expired entries dropped."""
-        latest: dict[str, JournalRecord] = {}
-        for record in self._read(self.replaying_path) + self._read(self.path):
-            latest[record.key] = record
-        now = time.time()
-        return [r for r in latest.values() if r.expires_at is None or r.expires_at > now]
-
-    def pending_count(self) -> int:
-        return len(self.pending()) if self.has_pending() else 0
+    def all_files(self) -> list[Path]:
+        return [*self._claim_files(), *([self.path] if self.path.exists() else [])]
 
     def has_pending(self) -> bool:
-        return self.path.exists() or self.replaying_path.exists()
+        return bool(self.all_files())
 
-    def begin_replay(self) -> list[JournalRecord]:
-        """Move the live journal aside and return everything that needs replaying."""
-        with self._lock, self._file_lock():
+    def pending(self) -> list[JournalRecord]:
+        """Latest live record per key over every journal file (for a restart)."""
+        records: list[JournalRecord] = []
+        for path in self.all_files():
+            records += self._read(path)
+        return latest_live(records)
+
+    def claim(self) -> Claim:
+        """Take the live journal and every orphaned claim for replaying."""
+        with self._exclusive():
             if self.path.exists():
-                if self.replaying_path.exists():
-                    merged = self.replaying_path.read_bytes() + self.path.read_bytes()
-                    tmp = self.replaying_path.with_suffix(".tmp")
-                    tmp.write_bytes(merged)
-                    os.replace(tmp, self.replaying_path)
-                    self.path.unlink()
-                else:
-                    os.replace(self.path, self.replaying_path)
-        latest: dict[str, JournalRecord] = {}
-        for record in self._read(self.replaying_path):
-            latest[record.key] = record
-        now = time.time()
-        return [r for r in latest.values() if r.expires_at is None or r.expires_at > now]
+                os.replace(self.path, self.path.with_name(
+                    f"{self.path.name}.replaying.{uuid.uuid4().hex}"))
+            files = self._claim_files()
+        records: list[JournalRecord] = []
+        for path in files:
+            records += self._read(path)
+        return Claim(files, latest_live(records), len(records))
 
-    def finish_replay(self) -> None:
-        with self._lock:
-            self.replaying_path.unlink(missing_ok=True)
+    def release(self, claim: Claim) -> None:
+        """The claim is in Redis: delete its files."""
+        for path in claim.files:
+            path.unlink(missing_ok=True)

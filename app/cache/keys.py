@@ -29,7 +29,7 @@ def validate_cards(black_card: object, white_cards: object) -> tuple[str, list[s
     """Return the normalised cards, or raise TypeError/ValueError saying what is wrong."""
     if not isinstance(black_card, str):
         raise TypeError(f"black_card must be a str, not {type(black_card).__name__}")
-    if not isinstance(white_cards, list | tuple):
+    if not isinstance(white_cards, Sequence) or isinstance(white_cards, str | bytes):
         raise TypeError(f"white_cards must be a list of str, not {type(white_cards).__name__}")
     black = normalize_card(black_card)
     if not black:

@@ -49,18 +49,21 @@ class ThreadProber:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(2.0)
-        self._thread = None
+            if not self._thread.is_alive():
+                self._thread = None
 
     def _run(self) -> None:
         while not self._stop.wait(_next_wait(self.core)):
             try:
                 if self.core.breaker.try_begin_probe():
-                    run_sync(self.core.plan_recover(), self._client)
+                    try:
+                        run_sync(self.core.plan_recover(), self._client)
+                    finally:
+                        self.core.breaker.release_probe("probe interrupted")
                 else:
                     run_sync(self.core.plan_replay_pending(), self._client)
-            except Exception as exc:
+            except Exception:
                 logger.exception("Cache probe failed unexpectedly")
-                self.core.breaker.release_probe(repr(exc))
 
 
 async def probe_forever(core: CacheCore, client: Callable[[], aioredis.Redis]) -> None:
@@ -69,9 +72,11 @@ async def probe_forever(core: CacheCore, client: Callable[[], aioredis.Redis]) -
         await asyncio.sleep(_next_wait(core))
         try:
             if core.breaker.try_begin_probe():
-                await run_async(core.plan_recover(), client)
+                try:
+                    await run_async(core.plan_recover(), client)
+                finally:  # also when the task is cancelled mid-probe
+                    core.breaker.release_probe("probe interrupted")
             else:
                 await run_async(core.plan_replay_pending(), client)
-        except Exception as exc:
+        except Exception:
             logger.exception("Cache probe failed unexpectedly")
-            core.breaker.release_probe(repr(exc))

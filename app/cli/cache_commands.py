@@ -85,7 +85,7 @@ def doctor() -> None:
         except redis.RedisError as exc:
             problems += 1
             console.print(f"[red]✗ Redis check failed[/red]: {exc}")
-    pending = video_cache.core.journal.pending_count()
+    pending = len(video_cache.core.journal.pending())
     mark = "[green]✓[/green]" if pending == 0 else "[yellow]![/yellow]"
     console.print(f"{mark} journal: {pending} writes waiting for replay")
     for tool in ("espeak-ng",):

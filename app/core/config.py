@@ -5,23 +5,27 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from redis.connection import parse_url
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # hide_input_in_errors: a refused REDIS_URL may hold a password.
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore",
+                                      hide_input_in_errors=True)
 
     # --- application -----------------------------------------------------------------------
     app_env: Literal["development", "test", "production"] = "development"
     log_level: str = "INFO"
     # Token required by admin operations (purge, warm over HTTP). Empty disables them.
-    admin_token: str = ""
+    admin_token: str = Field(default="", repr=False)
     data_dir: Path = Path("data")
 
     # --- Redis connection ------------------------------------------------------------------
-    redis_url: str = "redis://localhost:6379"
+    redis_url: str = Field(default="redis://localhost:6379", repr=False)
     # When set, overrides the database number given in REDIS_URL.
     redis_db: int | None = Field(default=None, ge=0, le=15)
     redis_connect_timeout: float = Field(default=0.25, gt=0, le=30)
@@ -57,7 +61,7 @@ class Settings(BaseSettings):
     http_provider_status_url: str = ""  # may contain {job_id}
     http_provider_cancel_url: str = ""  # may contain {job_id}
     http_provider_auth_header: str = "Authorization"
-    http_provider_token: str = ""
+    http_provider_token: str = Field(default="", repr=False)
     http_provider_job_id_path: str = "id"
     http_provider_status_path: str = "status"
     http_provider_result_url_path: str = "output.url"
@@ -77,6 +81,21 @@ class Settings(BaseSettings):
     speculative_render: bool = True
     socket_rate_limit_per_second: float = Field(default=20.0, gt=0)
     socket_rate_limit_burst: int = Field(default=40, ge=1)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, url: str) -> str:
+        """A malformed URL is a configuration error: refuse it at start-up, not per call."""
+        scheme = urlsplit(url).scheme
+        if scheme in {"memory", "mem"}:
+            return url
+        if scheme not in {"redis", "rediss", "unix"}:
+            raise ValueError("REDIS_URL must start with redis://, rediss://, unix:// or memory://")
+        try:
+            parse_url(url)
+        except ValueError as exc:
+            raise ValueError(f"REDIS_URL is malformed: {exc}") from None
+        return url
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

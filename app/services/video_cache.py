@@ -17,7 +17,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 import redis.asyncio as aioredis
@@ -33,14 +33,21 @@ from app.core.config import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
-Combo = tuple[str, Sequence[str]] | Any  # a (black, whites) pair, or an object with .black/.whites
+class HasCards(Protocol):
+    @property
+    def black(self) -> str: ...
+    @property
+    def whites(self) -> Sequence[str]: ...
 
 
-def _combo_cards(combo: Combo) -> tuple[object, object]:
+Combo = tuple[str, Sequence[str]] | HasCards  # a (black, whites) pair, or .black and .whites
+
+
+def _combo_cards(combo: object) -> tuple[object, object]:
     if isinstance(combo, tuple) and len(combo) == 2:
         return combo[0], combo[1]
     try:
-        return combo.black, combo.whites
+        return combo.black, combo.whites  # type: ignore[attr-defined]
     except AttributeError:
         raise TypeError("each combo must be a (black_card, white_cards) pair or have "
                         ".black and .whites") from None
@@ -58,6 +65,7 @@ class VideoCache:
         self._listener: InvalidationListener | None = None
         self._thread_prober: ThreadProber | None = None
         self._probe_task: asyncio.Task[None] | None = None
+        self._astart_lock = asyncio.Lock()
 
     # --- life cycle ---------------------------------------------------------------------------
     @property
@@ -91,10 +99,11 @@ class VideoCache:
                 self._ensure_prober()
 
     def _ensure_prober(self) -> None:
-        if self._probe_task is not None and not self._probe_task.done():
-            return
-        self._thread_prober = self._thread_prober or ThreadProber(self.core, self._sync)
-        self._thread_prober.start()
+        with self._lock:
+            if self._probe_task is not None and not self._probe_task.done():
+                return
+            self._thread_prober = self._thread_prober or ThreadProber(self.core, self._sync)
+            self._thread_prober.start()
 
     def _ensure_started(self) -> None:
         """Auto-detection on first use: connect, or fall back to memory."""
@@ -107,15 +116,17 @@ class VideoCache:
 
     async def astart(self) -> None:
         """Connect from the server's lifespan; the recovery probe runs as a task of this loop."""
-        if self._thread_prober is not None:
-            self._thread_prober.stop()
-        if not self.core.memory_only:
-            self._probe_task = asyncio.create_task(
-                probe_forever(self.core, self._async), name="video-cache-probe")
-        if not self._started:
-            await run_async(self.core.plan_connect(), self._async)
-            self._started = True
-        self._start_background()
+        async with self._astart_lock:  # concurrent first calls start once
+            if self._thread_prober is not None:
+                await asyncio.to_thread(self._thread_prober.stop)
+            task_alive = self._probe_task is not None and not self._probe_task.done()
+            if not self.core.memory_only and not task_alive:
+                self._probe_task = asyncio.create_task(
+                    probe_forever(self.core, self._async), name="video-cache-probe")
+            if not self._started:
+                await run_async(self.core.plan_connect(), self._async)
+                self._started = True
+            self._start_background()
 
     async def aclose(self) -> None:
         if self._probe_task is not None:
@@ -128,7 +139,7 @@ class VideoCache:
                 await self._async_client.aclose()
         self._async_client = None
         self._async_loop = None
-        self.close()
+        await asyncio.to_thread(self.close)
 
     def close(self) -> None:
         if self._listener is not None:
@@ -149,7 +160,9 @@ class VideoCache:
 
     def _sync(self) -> redis.Redis:
         if self._sync_client is None:
-            self._sync_client = make_sync_client(self.settings)
+            with self._lock:
+                if self._sync_client is None:
+                    self._sync_client = make_sync_client(self.settings)
         return self._sync_client
 
     def _async(self) -> aioredis.Redis:

@@ -25,7 +25,8 @@ def test_key_format() -> None:
     key = key_for("a", ["b"])
     prefix, digest = key.split(":")
     assert prefix == "video"
-    assert len(digest) == 64 and int(digest, 16) >= 0
+    assert len(digest) == 64
+    assert set(digest) <= set("0123456789abcdef")
 
 
 def test_separators_are_not_ambiguous() -> None:
@@ -41,7 +42,6 @@ def test_white_card_order_matters() -> None:
 def test_whitespace_and_unicode_normalisation() -> None:
     composed, decomposed = "Caf\u00e9", "Cafe\u0301"
     assert key_for(f"  {composed} ", [" ok "]) == key_for(decomposed, ["ok"])
-    assert key_for("x", ["ünïcode ✓"]) == key_for("x", ["ünïcode ✓"])
 
 
 def test_non_ascii_encoding_counts_bytes() -> None:

@@ -246,3 +246,38 @@ def test_permanent_entry_survives_restart_during_outage(own_redis: RedisServer,
     client = own_redis.client()
     assert client.ttl(key_for("kept", ["through restart"])) == -1
     assert json.loads(client.get(key_for("kept", ["through restart"])))["permanent"] is True
+
+
+async def test_concurrent_first_calls_start_once(cache_factory: CacheFactory,
+                                                 redis_url: str) -> None:
+    cache = cache_factory(redis_url)
+    try:
+        await asyncio.gather(*(cache.aget("first", [str(i)]) for i in range(5)))
+        probes = [t for t in asyncio.all_tasks() if t.get_name() == "video-cache-probe"]
+        assert len(probes) == 1
+    finally:
+        await cache.aclose()
+    await asyncio.sleep(0)
+    assert not [t for t in asyncio.all_tasks() if t.get_name() == "video-cache-probe"]
+
+
+async def test_cancelled_probe_gives_its_slot_back(cache_factory: CacheFactory,
+                                                   own_redis: RedisServer) -> None:
+    cache = cache_factory(own_redis.url, redis_socket_timeout=2.0, redis_connect_timeout=2.0)
+    await cache.astart()
+    own_redis.freeze()
+    try:
+        await cache.aset("x", ["y"], "/videos/x.mp4")  # times out: opens the breaker
+        assert cache.core.breaker.is_open
+        cache.core.breaker.next_probe_at = 0
+        end = time.monotonic() + RECOVERY_DEADLINE
+        while not cache.core.breaker._probing and time.monotonic() < end:
+            await asyncio.sleep(0.01)
+        assert cache.core.breaker._probing  # a probe now waits on the frozen server
+        await cache.aclose()  # cancels the probe task mid-probe
+        assert not cache.core.breaker._probing
+    finally:
+        own_redis.thaw()
+    cache.core.breaker.next_probe_at = 0
+    cache.set("after", ["restart"], "/videos/a.mp4", permanent=True)
+    wait_until(lambda: connected(cache))
