@@ -92,7 +92,7 @@ class Settings(BaseSettings):
         if scheme not in {"redis", "rediss", "unix"}:
             raise ValueError("REDIS_URL must start with redis://, rediss://, unix:// or memory://")
         try:
-            parse_url(url)
+            parse_url(url)  # type: ignore[no-untyped-call]
         except ValueError as exc:
             raise ValueError(f"REDIS_URL is malformed: {exc}") from None
         return url
