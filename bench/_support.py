@@ -50,7 +50,7 @@ def scaled(n: int, minimum: int = 10) -> int:
 
 
 def make_settings(redis_url: str, data_dir: Path, **overrides: Any) -> Settings:
-    return Settings(_env_file=None, redis_url=redis_url, data_dir=data_dir, **overrides)  # type: ignore[call-arg]
+    return Settings(_env_file=None, redis_url=redis_url, data_dir=data_dir, **overrides)
 
 
 @contextlib.contextmanager
@@ -263,7 +263,7 @@ def _redis_parser() -> str:
     client = redis.Redis()
     connection = client.connection_pool.make_connection()
     try:
-        return type(connection._parser).__name__
+        return type(getattr(connection, "_parser", None)).__name__
     finally:
         client.close()
 

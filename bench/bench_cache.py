@@ -198,7 +198,7 @@ def sync_section(url: str, tmp: Path, data: Data) -> dict[str, Any]:
 
         def raw_get_miss(key: str) -> object:
             value = raw.get(key)
-            return None if value is None else json.loads(value)  # type: ignore[arg-type]
+            return None if value is None else json.loads(value)
 
         def raw_get_cache_client(key: str) -> object:
             return json.loads(cache_client.get(key))  # type: ignore[arg-type]
@@ -463,7 +463,7 @@ async def throughput_section(ops: dict[str, Callable[[], Awaitable[object]]],
             ratios = [a / b for a, b in zip(cell["rounds"], raw_rounds, strict=True)]
             cell["ratio_vs_raw"] = {"median": median(ratios), "min": min(ratios),
                                     "max": max(ratios)}
-        levels["label"] = THROUGHPUT_VARIANTS[name]  # type: ignore[assignment]
+        levels["label"] = THROUGHPUT_VARIANTS[name]
     return result
 
 

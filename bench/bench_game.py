@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import math
 import multiprocessing
 import os
@@ -142,6 +143,34 @@ def machine_cpu() -> dict[str, float]:
     user, nice, system, idle, iowait, irq, softirq, steal = (values + [0] * 8)[:8]
     return {"busy": (user + nice + system + irq + softirq) / CLK_TCK,
             "idle": (idle + iowait) / CLK_TCK, "steal": steal / CLK_TCK}
+
+
+def all_processes_cpu() -> dict[int, float]:
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            out[int(entry.name)] = proc_cpu_seconds(int(entry.name))
+    return out
+
+
+def cmdline(pid: int) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").strip()
+    except OSError:
+        return "?"
+    return raw.decode("utf-8", "replace")[:120] or "?"
+
+
+def busiest_others(before: dict[int, float], after: dict[int, float], wall: float,
+                   ours: set[int]) -> list[dict[str, Any]]:
+    """The processes that are not part of the benchmark and used the CPU meanwhile."""
+    rows = []
+    for pid, cpu in after.items():
+        used = cpu - before.get(pid, 0.0)
+        if pid not in ours and used / wall >= 0.02:
+            rows.append({"pid": pid, "cpu_pct": round(100 * used / wall, 1),
+                         "cmd": cmdline(pid)})
+    return sorted(rows, key=lambda r: -r["cpu_pct"])[:5]
 
 
 def vm_rss_kib(pid: int) -> int:
@@ -388,6 +417,25 @@ async def loop_lag_probe(schedule: Schedule, out: dict[str, list[float]], stop: 
         out[schedule.phase(now)].append((now - started - interval) * 1000)
 
 
+async def ping_probe(url: str, schedule: Schedule, out: dict[str, list[float]],
+                     stop: asyncio.Event, interval: float = 0.1) -> None:
+    """A connection outside the game sends an event the server does not know, 10 times a
+    second: its ack (`unknown_event`) goes through the transport, the rate limiter and the
+    dispatcher but no game logic and no broadcast, so its round trip is the floor under the
+    game's events (what the server's event loop and the transport alone cost at this load)."""
+    sio = socketio.AsyncClient(reconnection=False)
+    await sio.connect(url, transports=["websocket"], wait_timeout=20)
+    try:
+        while not stop.is_set():
+            started = time.monotonic()
+            with contextlib.suppress(Exception):
+                await sio.call("bench_ping", {}, timeout=ACK_TIMEOUT)
+                out[schedule.phase(started)].append((time.monotonic() - started) * 1000)
+            await asyncio.sleep(interval)
+    finally:
+        await sio.disconnect()
+
+
 def wait_barrier(barrier: Any) -> None:
     barrier.wait(timeout=BARRIER_TIMEOUT)
 
@@ -400,6 +448,9 @@ async def client_main(url: str, cfg: Config, rooms: int, proc_index: int, barrie
     lag: dict[str, list[float]] = defaultdict(list)
     stop_probe = asyncio.Event()
     probe = asyncio.create_task(loop_lag_probe(schedule, lag, stop_probe))
+    pings: dict[str, list[float]] = defaultdict(list)
+    pinger = (asyncio.create_task(ping_probe(url, schedule, pings, stop_probe))
+              if proc_index == 0 else None)
     tables = [[Bot(url, seat, f"P{proc_index}r{r}s{seat}", rec, cfg, rng)
                for seat in range(cfg.players)] for r in range(rooms)]
     bots = [b for t in tables for b in t]
@@ -455,6 +506,9 @@ async def client_main(url: str, cfg: Config, rooms: int, proc_index: int, barrie
     finally:
         stop_probe.set()
         await probe
+        if pinger is not None:
+            with contextlib.suppress(Exception):
+                await pinger
         await asyncio.gather(*(b.sio.disconnect() for b in bots if b.sio.connected),
                              return_exceptions=True)
     return {
@@ -468,6 +522,7 @@ async def client_main(url: str, cfg: Config, rooms: int, proc_index: int, barrie
         "games_over": rec.games,
         "cpu_s": {"paced": cpu["flat"] - cpu["paced"], "flat": cpu["stop"] - cpu["flat"]},
         "loop_lag_ms": {p: summarize_ms(v) for p, v in lag.items()},
+        "ping_ms": {p: summarize_ms(v) for p, v in pings.items()},
     }
 
 
@@ -551,11 +606,13 @@ def drive(cfg: Config, ctx: Any, server: Any, redis_pid: int, started_all: float
         for q in schedule_qs:
             q.put((paced_at, flat_at, stop_at))
         marks: dict[str, dict[str, float]] = {}
+        everyone: dict[str, dict[int, float]] = {}
         for label, at in (("paced", paced_at), ("flat", flat_at), ("stop", stop_at)):
             while time.monotonic() < at:  # a CPU sample every second (the peak matters too)
                 time.sleep(max(0.0, min(1.0, at - time.monotonic())))
                 samples.append(meter.read())
             marks[label] = meter.read()
+            everyone[label] = all_processes_cpu()
         deadline = time.monotonic() + ACK_TIMEOUT + 30
         while len(results) < procs:
             try:
@@ -576,7 +633,13 @@ def drive(cfg: Config, ctx: Any, server: Any, redis_pid: int, started_all: float
     if failed or len(results) < procs:
         raise RuntimeError(f"client processes failed: {failed or 'no result'}\n"
                            f"{server.log[-3000:]}")
-    return assemble(cfg, rss, marks, samples, results, video_stats, started_all)
+    ours = {os.getpid(), pid, redis_pid, *meter.seen, *(w.pid for w in workers if w.pid)}
+    others = {phase: busiest_others(everyone[a], everyone[b], marks[b]["t"] - marks[a]["t"], ours)
+              for phase, (a, b) in (("paced", ("paced", "flat")), ("flat", ("flat", "stop")))}
+    result = assemble(cfg, rss, marks, samples, results, video_stats, started_all)
+    for phase, rows in others.items():
+        result["phases"][phase]["other_processes"] = rows
+    return result
 
 
 def assemble(cfg: Config, rss: dict[str, int], marks: dict[str, dict[str, float]],
@@ -605,6 +668,11 @@ def assemble(cfg: Config, rss: dict[str, int], marks: dict[str, dict[str, float]
             # whatever else ran on the machine meanwhile (other users' jobs, the kernel)
             "other_cpu_pct": round(cpu["machine_busy_cpu_pct"] - ours - sum(client_cpu), 1),
             "client_loop_lag_ms": [r["loop_lag_ms"].get(phase, {}) for r in results],
+            "ping_ms": next(r["ping_ms"].get(phase, {}) for r in results if r["proc"] == 0),
+            "server_cpu_ms_per_round": round(cpu["server_cpu_pct"] * wall * 10 / rounds, 2)
+            if rounds else math.nan,
+            "client_cpu_ms_per_round": round(sum(client_cpu) * wall * 10 / rounds, 2)
+            if rounds else math.nan,
             "videos_ready": sum(r["videos"].get(f"{phase}:ready", 0) for r in results),
             "videos_failed": sum(r["videos"].get(f"{phase}:failed", 0) for r in results),
         }
@@ -685,6 +753,13 @@ def print_summary(results: dict[str, Any]) -> None:
         print(f"  machine: busy {phase['machine_busy_cpu_pct']} % of {cfg['nproc']}00 %, of "
               f"which other processes {phase['other_cpu_pct']} %; steal "
               f"{phase['machine_steal_cpu_pct']} %")
+        ping = phase["ping_ms"]
+        print(f"  bare round trip (unknown event, no game logic): p50 {_fmt(ping, 'p50_ms')} / "
+              f"p99 {_fmt(ping, 'p99_ms')} ms; CPU per round: server "
+              f"{phase['server_cpu_ms_per_round']} ms, clients "
+              f"{phase['client_cpu_ms_per_round']} ms")
+        for row in phase.get("other_processes", []):
+            print(f"    not ours: {row['cpu_pct']} % pid {row['pid']} {row['cmd'][:80]}")
         print(f"  client loop lag: {lag}; videos ready {phase['videos_ready']}, "
               f"failed {phase['videos_failed']}; errors {phase['errors'] or 'none'}")
     mem = results["memory"]
@@ -703,7 +778,7 @@ def print_summary(results: dict[str, Any]) -> None:
     print(f"({results['duration_s']} s in all)")
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[Config, bool]:
+def parse_args(argv: list[str] | None = None) -> tuple[Config, bool, Path | None]:
     d = Config()
     p = argparse.ArgumentParser(prog="bench/bench_game.py", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="10 rooms, short phases (smoke run)")
@@ -719,6 +794,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, bool]:
     p.add_argument("--narration", action="store_true", help="VIDEO_NARRATION=true")
     p.add_argument("--log-level", default=d.log_level)
     p.add_argument("--no-write", action="store_true", help="do not write bench/results/game.json")
+    p.add_argument("--output", type=Path, default=None,
+                   help="write the results to this JSON file instead of bench/results/game.json")
     a = p.parse_args(argv)
     base = quick_config() if a.quick else d
     cfg = Config(rooms=a.rooms or base.rooms, players=a.players, client_procs=a.client_procs,
@@ -726,14 +803,17 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, bool]:
                  flat_seconds=a.flat_seconds or base.flat_seconds, think=a.think,
                  speculative=a.speculative, render_workers=a.render_workers,
                  narration=a.narration, log_level=a.log_level)
-    return cfg, a.no_write
+    return cfg, a.no_write, a.output
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    cfg, no_write = parse_args(argv)
+    cfg, no_write, output = parse_args(argv)
     result = run(cfg=cfg)
     print_summary(result)
-    if not no_write:
+    if output is not None:
+        output.write_text(json.dumps(result, indent=1, default=str) + "\n")
+        print(f"\nwrote {output}")
+    elif not no_write:
         print(f"\nwrote {write_results(NAME, result)}")
     return result
 

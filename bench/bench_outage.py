@@ -145,7 +145,7 @@ class Naive:
             value = self.client.get(key)
         except redis.RedisError:
             return self.fallback.get(key)
-        return None if value is None else json.loads(value)  # type: ignore[arg-type]
+        return None if value is None else json.loads(value)
 
     def set(self, i: int, tag: str = "naive") -> None:
         key = key_for(*combo(i))
@@ -201,8 +201,8 @@ class Naive:
         with lock:
             stop.set()
             now = time.perf_counter()
-            censored = [{"op": op, "running_for_s": round(now - start, 3)}
-                        for op, start in running.values()]
+            stuck = [(op, round(now - start, 3)) for op, start in running.values()]
+            censored = [{"op": op, "running_for_s": took} for op, took in stuck]
         result: dict[str, Any] = {"cap_s": cap, "wall_s": round(now - began, 3),
                                   "censored": censored}
         for op, values in done.items():
@@ -213,7 +213,7 @@ class Naive:
                           "max_us": values[-1] * 1e6 if values else None}
             # A call still running at the cap is slower than every completed one: with fewer
             # than 100 calls in all, p99 is the slowest call, censored or not.
-            worst = [v["running_for_s"] for v in censored if v["op"] == op]
+            worst = [running for op_, running in stuck if op_ == op]
             slowest = max(values + worst) if values or worst else None
             result[op]["p99_us"] = None if slowest is None else slowest * 1e6
             result[op]["p99_is_lower_bound"] = bool(worst) and (slowest in worst)

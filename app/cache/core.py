@@ -16,7 +16,7 @@ from typing import Any
 from app.cache.breaker import CircuitBreaker
 from app.cache.connection import is_memory_url, mask_url
 from app.cache.entry import CacheEntry, CorruptEntryError, expiry_for, utc_now_iso
-from app.cache.errors import CacheBackendError, RedisBusy, WrongTypeError
+from app.cache.errors import CacheBackendError, RedisBusy, WrongTypeError, map_backend_error
 from app.cache.journal import Claim, Journal, JournalRecord
 from app.cache.keys import KEY_PREFIX
 from app.cache.memory_store import MemoryStore
@@ -76,7 +76,20 @@ class CacheCore:
         """Serve a read from memory because Redis is down or not configured."""
         if not self.memory_only:
             self.counters.fallbacks += 1
-        return self._count(self.memory.get(key))
+        entry = self.memory.get(key)
+        if entry is not None and not entry.permanent and self._outlived(entry):
+            self.memory.delete(key)
+            entry = None
+        return self._count(entry)
+
+    def _outlived(self, entry: CacheEntry) -> bool:
+        """A temporary entry copied from Redis whose Redis TTL has run out (checked lazily:
+        memory keeps Redis copies for a full TTL from the read, which tracking cuts short)."""
+        try:
+            created = datetime.fromisoformat(entry.created_at).timestamp()
+        except ValueError:
+            return False
+        return created + self.settings.cache_temporary_ttl <= time.time()
 
     def _count(self, entry: CacheEntry | None) -> CacheEntry | None:
         if entry is None:
@@ -106,21 +119,14 @@ class CacheCore:
             self._corrupt_logged.add(key)
             logger.warning("Ignoring corrupt cache entry %s: %s", key, reason)
 
-    def _remember(self, key: str, entry: CacheEntry, now: float, epoch: int) -> None:
-        """Keep a Redis value in memory; stale at once if an invalidation raced with it."""
-        expires = None
-        if not entry.permanent:
-            expires = now + self.settings.cache_temporary_ttl
-            try:
-                created = datetime.fromisoformat(entry.created_at).timestamp()
-                expires = min(expires, created + self.settings.cache_temporary_ttl)
-            except ValueError:
-                pass
-        self.memory.set(key, entry, expires)
+    def _remember(self, items: list[tuple[str, CacheEntry]], now: float, epoch: int) -> None:
+        """Keep Redis values in memory; stale at once if an invalidation raced with them."""
+        self.memory.set_many(items, now + self.settings.cache_temporary_ttl)
         # The listener bumps the epoch before it marks keys stale, so checking after the
-        # write catches an invalidation that arrived while we were reading or writing.
+        # write catches an invalidation that arrived while we were reading.
         if epoch != self.invalidation_epoch:
-            self.memory.mark_stale(key)
+            for key, _ in items:
+                self.memory.mark_stale(key)
 
     # --- the journal: local disk work, run by the drivers as LocalCalls -------------------------
     def _journal_append(self, record: JournalRecord) -> bool:
@@ -203,31 +209,34 @@ class CacheCore:
             return self.memory_lookup(key)
         return NEED_REDIS
 
-    def plan_get(self, key: str) -> Plan[CacheEntry | None]:
-        """Read from Redis; call only after `answer_locally` returned NEED_REDIS."""
-        epoch = self.invalidation_epoch
-        try:
-            raw = yield Call("get", (key,))
-        except WrongTypeError:
+    # The single-key read is the hottest path, so it is not a plan: the facade calls
+    # `answer_locally`, then `client.get(key)`, then `accept_get` or `failed_get`.
+    def accept_get(self, key: str, raw: bytes | str | None, epoch: int) -> CacheEntry | None:
+        entry = self._decode(key, raw)
+        if entry is not None and epoch == self.invalidation_epoch:
+            self._remember([(key, entry)], time.time(), epoch)
+        return self._count(entry)
+
+    def failed_get(self, key: str, exc: Exception) -> CacheEntry | None:
+        """A Redis GET raised `exc`: fall back, or re-raise when it is a bug of ours."""
+        mapped = map_backend_error(exc)
+        if mapped is None:
+            raise exc
+        if isinstance(mapped, WrongTypeError):
             self._report_corrupt(key, "the key holds another Redis type")
             return self._count(None)
-        except CacheBackendError as exc:
-            self.record_failure(exc)
-            return self.memory_lookup(key)
-        return self._accept(key, raw, epoch, time.time())
+        self.record_failure(mapped)
+        return self.memory_lookup(key)
 
-    def _accept(self, key: str, raw: bytes | None, epoch: int, now: float) -> CacheEntry | None:
+    def _decode(self, key: str, raw: bytes | str | None) -> CacheEntry | None:
         if raw is None:
             self.memory.delete(key)
-            return self._count(None)
+            return None
         try:
-            entry = CacheEntry.decode(raw)
+            return CacheEntry.decode(raw)
         except CorruptEntryError as exc:
             self._report_corrupt(key, str(exc))
-            return self._count(None)
-        if epoch == self.invalidation_epoch:
-            self._remember(key, entry, now, epoch)
-        return self._count(entry)
+            return None
 
     def plan_get_many(self, keys: list[str]) -> Plan[list[CacheEntry | None]]:
         results: list[CacheEntry | None] = [self.near_lookup(key) for key in keys]
@@ -246,9 +255,13 @@ class CacheCore:
             for i in missing:
                 results[i] = self.memory_lookup(keys[i])
             return results
-        now = time.time()
+        fetched: list[tuple[str, CacheEntry]] = []
         for i, raw in zip(missing, raws, strict=True):
-            results[i] = self._accept(keys[i], raw, epoch, now)
+            entry = results[i] = self._count(self._decode(keys[i], raw))
+            if entry is not None:
+                fetched.append((keys[i], entry))
+        if fetched and epoch == self.invalidation_epoch:
+            self._remember(fetched, time.time(), epoch)
         return results
 
     def plan_set(self, key: str, entry: CacheEntry) -> Plan[None]:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 MAX_URL_LENGTH = 2048
 
@@ -38,8 +37,9 @@ def utc_now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
-@dataclass(frozen=True, slots=True)
-class CacheEntry:
+class CacheEntry(NamedTuple):
+    """One cached video (a NamedTuple: built on every Redis hit, so it must be cheap)."""
+
     video_url: str
     created_at: str
     permanent: bool
@@ -57,15 +57,15 @@ class CacheEntry:
 
     @classmethod
     def from_dict(cls, data: object) -> CacheEntry:
-        if not isinstance(data, dict):
+        if type(data) is not dict:
             raise CorruptEntryError("value is not a JSON object")
         url, created, permanent = data.get("video_url"), data.get("created_at"), data.get(
             "permanent")
-        if not isinstance(url, str) or not isinstance(created, str):
+        if type(url) is not str or type(created) is not str:
             raise CorruptEntryError("video_url or created_at is missing")
-        if not isinstance(permanent, bool):
+        if type(permanent) is not bool:
             raise CorruptEntryError("permanent is missing or not a boolean")
-        return cls(video_url=url, created_at=created, permanent=permanent)
+        return cls(url, created, permanent)
 
     @classmethod
     def decode(cls, raw: bytes | str) -> CacheEntry:

@@ -69,6 +69,21 @@ class MemoryStore:
                 victim.popitem(last=False)
                 self.evictions += 1
 
+    def set_many(self, items: list[tuple[str, CacheEntry]], temporary_expiry: float) -> None:
+        """Store copies read from Redis, under one lock; temporary ones expire at the given time."""
+        with self._lock:
+            for key, entry in items:
+                self._temporary.pop(key, None)
+                self._permanent.pop(key, None)
+                if entry.permanent:
+                    self._permanent[key] = Slot(entry, None)
+                else:
+                    self._temporary[key] = Slot(entry, temporary_expiry)
+            while len(self._temporary) + len(self._permanent) > self.max_entries:
+                victim = self._temporary if self._temporary else self._permanent
+                victim.popitem(last=False)
+                self.evictions += 1
+
     def delete(self, key: str) -> bool:
         with self._lock:
             found = self._temporary.pop(key, None) or self._permanent.pop(key, None)

@@ -203,10 +203,16 @@ class VideoCache:
         if not self._started:
             self._ensure_started()
         key = key_for(black_card, white_cards)
-        local = self.core.answer_locally(key)
+        core = self.core
+        local = core.answer_locally(key)
         if local is not NEED_REDIS:
             return local
-        return run_sync(self.core.plan_get(key), self._sync)
+        epoch = core.invalidation_epoch
+        try:
+            raw = self._sync().get(key)
+        except Exception as exc:
+            return core.failed_get(key, exc)
+        return core.accept_get(key, raw, epoch)
 
     def get(self, black_card: str, white_cards: Sequence[str]) -> str | None:
         entry = self.get_entry(black_card, white_cards)
@@ -250,10 +256,16 @@ class VideoCache:
         if not self._started:
             await self.astart()
         key = key_for(black_card, white_cards)
-        local = self.core.answer_locally(key)
+        core = self.core
+        local = core.answer_locally(key)
         if local is not NEED_REDIS:
             return local
-        return await run_async(self.core.plan_get(key), self._async)
+        epoch = core.invalidation_epoch
+        try:
+            raw = await self._async().get(key)
+        except Exception as exc:
+            return core.failed_get(key, exc)
+        return core.accept_get(key, raw, epoch)
 
     async def aget(self, black_card: str, white_cards: Sequence[str]) -> str | None:
         entry = await self.aget_entry(black_card, white_cards)

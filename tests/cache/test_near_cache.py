@@ -140,19 +140,22 @@ def test_invalidation_during_fill_leaves_the_entry_stale(
     assert listener is not None
     key = cache.key_for("race", ["forced"])
     memory = cache.core.memory
-    original_set = memory.set
+    original_set = memory.set_many
 
     def set_then_invalidate(*args: object) -> None:
-        original_set(*args)  # type: ignore[arg-type]
+        # Another instance writes v2 and its invalidation is handled after our epoch
+        # check but before our fill: marking stale finds nothing to mark yet.
         redis_server.client().set(key, b'{"video_url":"/videos/v2.mp4","created_at":'
                                        b'"2030-01-01T00:00:00.000000+00:00","permanent":false}')
+        memory.delete(key)
         listener._apply([key.encode()])  # what the listener thread does on that write
+        original_set(*args)  # type: ignore[arg-type]
 
-    memory.mark_stale(key)
-    memory.set = set_then_invalidate  # type: ignore[method-assign]
+    memory.mark_stale(key)  # so the next read goes to Redis
+    memory.set_many = set_then_invalidate  # type: ignore[method-assign]
     try:
         assert cache.get("race", ["forced"]) == "/videos/v1.mp4"  # the racing read
     finally:
-        memory.set = original_set  # type: ignore[method-assign]
+        memory.set_many = original_set  # type: ignore[method-assign]
     assert memory.get(key, fresh_only=True) is None
     assert cache.get("race", ["forced"]) == "/videos/v2.mp4"
