@@ -62,6 +62,10 @@ class CacheCore:
     def cache_type(self) -> str:
         return "redis" if self.redis_usable else "memory"
 
+    @property
+    def near_active(self) -> bool:
+        return self.near_live and self.settings.cache_near_enabled
+
     def near_lookup(self, key: str) -> CacheEntry | None:
         """A fresh near-cache entry, served without asking Redis."""
         if not (self.near_live and self.settings.cache_near_enabled):
@@ -213,9 +217,15 @@ class CacheCore:
     # `answer_locally`, then `client.get(key)`, then `accept_get` or `failed_get`.
     def accept_get(self, key: str, raw: bytes | str | None, epoch: int) -> CacheEntry | None:
         entry = self._decode(key, raw)
-        if entry is not None and epoch == self.invalidation_epoch:
-            self._remember([(key, entry)], time.time(), epoch)
-        return self._count(entry)
+        if entry is None:
+            self.counters.misses += 1
+            return None
+        self.counters.hits += 1
+        if epoch == self.invalidation_epoch:
+            self.memory.set_copy(key, entry, time.time() + self.settings.cache_temporary_ttl)
+            if epoch != self.invalidation_epoch:  # see _remember
+                self.memory.mark_stale(key)
+        return entry
 
     def failed_get(self, key: str, exc: Exception) -> CacheEntry | None:
         """A Redis GET raised `exc`: fall back, or re-raise when it is a bug of ours."""
@@ -239,8 +249,12 @@ class CacheCore:
             return None
 
     def plan_get_many(self, keys: list[str]) -> Plan[list[CacheEntry | None]]:
-        results: list[CacheEntry | None] = [self.near_lookup(key) for key in keys]
-        missing = [i for i, entry in enumerate(results) if entry is None]
+        results: list[CacheEntry | None]
+        if self.near_active:
+            results = [self.near_lookup(key) for key in keys]
+            missing = [i for i, entry in enumerate(results) if entry is None]
+        else:
+            results, missing = [None] * len(keys), list(range(len(keys)))
         if not missing:
             return results
         if not self.redis_usable:
@@ -256,10 +270,19 @@ class CacheCore:
                 results[i] = self.memory_lookup(keys[i])
             return results
         fetched: list[tuple[str, CacheEntry]] = []
+        decode = CacheEntry.decode
         for i, raw in zip(missing, raws, strict=True):
-            entry = results[i] = self._count(self._decode(keys[i], raw))
-            if entry is not None:
-                fetched.append((keys[i], entry))
+            if raw is None:
+                continue
+            key = keys[i]
+            try:
+                entry = results[i] = decode(raw)
+            except CorruptEntryError as exc:
+                self._report_corrupt(key, str(exc))
+            else:
+                fetched.append((key, entry))
+        self.counters.hits += len(fetched)
+        self.counters.misses += len(missing) - len(fetched)
         if fetched and epoch == self.invalidation_epoch:
             self._remember(fetched, time.time(), epoch)
         return results

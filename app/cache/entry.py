@@ -33,6 +33,19 @@ def validate_video_url(video_url: object) -> str:
     raise ValueError("video_url must be an http(s) URL or a path starting with '/'")
 
 
+_scan_json = json.JSONDecoder().raw_decode
+
+
+def _loads(raw: bytes | str) -> Any:
+    """json.loads for our compact values, without its per-call encoding detection."""
+    text = raw.decode("utf-8") if type(raw) is bytes else raw
+    if type(text) is str and text[:1] == "{":
+        data, end = _scan_json(text)
+        if end == len(text):
+            return data
+    return json.loads(raw)  # anything unusual: the full parser decides
+
+
 def utc_now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
@@ -70,10 +83,16 @@ class CacheEntry(NamedTuple):
     @classmethod
     def decode(cls, raw: bytes | str) -> CacheEntry:
         try:
-            data = json.loads(raw)
+            data = _loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise CorruptEntryError("value is not JSON") from exc
-        return cls.from_dict(data)
+        # from_dict, inlined: this runs on every Redis hit.
+        if type(data) is dict:
+            url, created, permanent = data.get("video_url"), data.get("created_at"), data.get(
+                "permanent")
+            if type(url) is str and type(created) is str and type(permanent) is bool:
+                return cls(url, created, permanent)
+        return cls.from_dict(data)  # raises CorruptEntryError saying what is wrong
 
 
 def expiry_for(entry: CacheEntry, temporary_ttl: float, now: float | None = None) -> float | None:

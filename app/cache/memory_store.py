@@ -69,6 +69,10 @@ class MemoryStore:
                 victim.popitem(last=False)
                 self.evictions += 1
 
+    def set_copy(self, key: str, entry: CacheEntry, temporary_expiry: float) -> None:
+        """`set_many` for one copy read from Redis."""
+        self.set_many([(key, entry)], temporary_expiry)
+
     def set_many(self, items: list[tuple[str, CacheEntry]], temporary_expiry: float) -> None:
         """Store copies read from Redis, under one lock; temporary ones expire at the given time."""
         with self._lock:

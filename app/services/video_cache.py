@@ -269,7 +269,7 @@ class VideoCache:
 
     async def aget(self, black_card: str, white_cards: Sequence[str]) -> str | None:
         entry = await self.aget_entry(black_card, white_cards)
-        return None if entry is None else entry.video_url
+        return entry.video_url if entry is not None else None
 
     async def aset(self, black_card: str, white_cards: Sequence[str], video_url: str,
                    permanent: bool = False) -> None:
