@@ -51,6 +51,7 @@ class CacheCore:
         self._corrupt_logged: set[str] = set()
         self.pending_writes = 0  # journaled writes not yet replayed (lines, approximate)
         self.journal_errors = 0
+        self._busy_logged_at = -1e9
         self.on_outage: Callable[[], None] | None = None  # e.g. start a recovery probe
 
     # --- state --------------------------------------------------------------------------------
@@ -70,7 +71,7 @@ class CacheCore:
         """A fresh near-cache entry, served without asking Redis."""
         if not (self.near_live and self.settings.cache_near_enabled):
             return None
-        entry = self.memory.get(key, fresh_only=True)
+        entry = self.memory.get_fresh(key)
         if entry is not None:
             self.counters.near_hits += 1
             self.counters.hits += 1
@@ -105,7 +106,12 @@ class CacheCore:
     def record_failure(self, exc: CacheBackendError) -> None:
         self.counters.errors += 1
         if isinstance(exc, RedisBusy):
-            logger.warning("Redis connection pool exhausted; serving this call from memory")
+            now = time.monotonic()
+            if now - self._busy_logged_at > 60:  # at most one line a minute
+                self._busy_logged_at = now
+                logger.warning("Redis connection pool exhausted (REDIS_MAX_CONNECTIONS=%d): "
+                               "serving calls from memory meanwhile",
+                               self.settings.redis_max_connections)
             if self.on_outage is not None:  # a journaled write needs a replayer
                 self.on_outage()
             return

@@ -54,6 +54,23 @@ class MemoryStore:
             table.move_to_end(key)
             return slot
 
+    def get_fresh(self, key: str) -> CacheEntry | None:
+        """A fresh, live entry: the near-cache hit path, without taking the lock.
+
+        Each dict operation is atomic under the GIL; a concurrent delete only costs the LRU
+        bump (KeyError), never a wrong answer.
+        """
+        slot = self._permanent.get(key) or self._temporary.get(key)
+        if slot is None or not slot.fresh:
+            return None
+        if slot.expires_at is not None and slot.expires_at <= time.time():
+            return None
+        try:
+            (self._permanent if slot.expires_at is None else self._temporary).move_to_end(key)
+        except KeyError:
+            pass
+        return slot.entry
+
     def get(self, key: str, fresh_only: bool = False) -> CacheEntry | None:
         slot = self.get_slot(key, fresh_only)
         return None if slot is None else slot.entry
@@ -70,8 +87,20 @@ class MemoryStore:
                 self.evictions += 1
 
     def set_copy(self, key: str, entry: CacheEntry, temporary_expiry: float) -> None:
-        """`set_many` for one copy read from Redis."""
-        self.set_many([(key, entry)], temporary_expiry)
+        """`set_many` for one copy read from Redis (the hot path of a Redis hit)."""
+        if entry.permanent:
+            slot, table, other = Slot(entry, None), self._permanent, self._temporary
+        else:
+            slot, table, other = Slot(entry, temporary_expiry), self._temporary, self._permanent
+        with self._lock:
+            if other:
+                other.pop(key, None)
+            table[key] = slot
+            table.move_to_end(key)
+            if len(self._temporary) + len(self._permanent) > self.max_entries:
+                victim = self._temporary if self._temporary else self._permanent
+                victim.popitem(last=False)
+                self.evictions += 1
 
     def set_many(self, items: list[tuple[str, CacheEntry]], temporary_expiry: float) -> None:
         """Store copies read from Redis, under one lock; temporary ones expire at the given time."""

@@ -140,7 +140,7 @@ def test_invalidation_during_fill_leaves_the_entry_stale(
     assert listener is not None
     key = cache.key_for("race", ["forced"])
     memory = cache.core.memory
-    original_set = memory.set_many
+    original_set = memory.set_copy
 
     def set_then_invalidate(*args: object) -> None:
         # Another instance writes v2 and its invalidation is handled after our epoch
@@ -152,10 +152,10 @@ def test_invalidation_during_fill_leaves_the_entry_stale(
         original_set(*args)  # type: ignore[arg-type]
 
     memory.mark_stale(key)  # so the next read goes to Redis
-    memory.set_many = set_then_invalidate  # type: ignore[method-assign]
+    memory.set_copy = set_then_invalidate  # type: ignore[method-assign]
     try:
         assert cache.get("race", ["forced"]) == "/videos/v1.mp4"  # the racing read
     finally:
-        memory.set_many = original_set  # type: ignore[method-assign]
+        memory.set_copy = original_set  # type: ignore[method-assign]
     assert memory.get(key, fresh_only=True) is None
     assert cache.get("race", ["forced"]) == "/videos/v2.mp4"
