@@ -252,14 +252,11 @@ class VideoCache:
         return self.core.stats(total)
 
     # --- async twins --------------------------------------------------------------------------
-    async def aget_entry(self, black_card: str, white_cards: Sequence[str]) -> CacheEntry | None:
-        if not self._started:
-            await self.astart()
-        key = key_for(black_card, white_cards)
+    async def _aread(self, key: str) -> CacheEntry | None:
         core = self.core
-        local = core.answer_locally(key)
-        if local is not NEED_REDIS:
-            return local
+        entry = core.answer_locally(key)
+        if entry is not NEED_REDIS:
+            return entry
         epoch = core.invalidation_epoch
         try:
             raw = await self._async().get(key)
@@ -267,21 +264,15 @@ class VideoCache:
             return core.failed_get(key, exc)
         return core.accept_get(key, raw, epoch)
 
-    async def aget(self, black_card: str, white_cards: Sequence[str]) -> str | None:
-        # aget_entry inlined: one coroutine less on the hottest async path.
+    async def aget_entry(self, black_card: str, white_cards: Sequence[str]) -> CacheEntry | None:
         if not self._started:
             await self.astart()
-        key = key_for(black_card, white_cards)
-        core = self.core
-        entry = core.answer_locally(key)
-        if entry is NEED_REDIS:
-            epoch = core.invalidation_epoch
-            try:
-                raw = await self._async().get(key)
-            except Exception as exc:
-                entry = core.failed_get(key, exc)
-            else:
-                entry = core.accept_get(key, raw, epoch)
+        return await self._aread(key_for(black_card, white_cards))
+
+    async def aget(self, black_card: str, white_cards: Sequence[str]) -> str | None:
+        if not self._started:
+            await self.astart()
+        entry = await self._aread(key_for(black_card, white_cards))
         return entry.video_url if entry is not None else None
 
     async def aset(self, black_card: str, white_cards: Sequence[str], video_url: str,
