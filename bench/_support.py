@@ -123,6 +123,12 @@ def _rotated(names: list[str], shift: int) -> list[str]:
     return names[shift:] + names[:shift]
 
 
+def _chunk_order(names: list[str], calls: int, chunk: int) -> Iterator[str]:
+    """Which variant times its next chunk: every variant once per pass, in a rotating order."""
+    for index in range(max(1, calls // chunk)):
+        yield from _rotated(names, index)
+
+
 def interleaved_sync(variants: dict[str, Callable[[], object]], calls: int, chunk: int,
                      warmup: int = 200) -> dict[str, list[int]]:
     """One round: `calls` timed calls per variant, interleaved in chunks; samples in ns."""
@@ -131,14 +137,12 @@ def interleaved_sync(variants: dict[str, Callable[[], object]], calls: int, chun
         for _ in range(warmup):
             fn()
     samples: dict[str, list[int]] = {name: [] for name in variants}
-    names = list(variants)
-    for index in range(max(1, calls // chunk)):
-        for name in _rotated(names, index):
-            fn, out = variants[name], samples[name]
-            for _ in range(chunk):
-                start = clock()
-                fn()
-                out.append(clock() - start)
+    for name in _chunk_order(list(variants), calls, chunk):
+        fn, out = variants[name], samples[name]
+        for _ in range(chunk):
+            start = clock()
+            fn()
+            out.append(clock() - start)
     return samples
 
 
@@ -150,14 +154,12 @@ async def interleaved_async(variants: dict[str, Callable[[], Awaitable[object]]]
         for _ in range(warmup):
             await fn()
     samples: dict[str, list[int]] = {name: [] for name in variants}
-    names = list(variants)
-    for index in range(max(1, calls // chunk)):
-        for name in _rotated(names, index):
-            fn, out = variants[name], samples[name]
-            for _ in range(chunk):
-                start = clock()
-                await fn()
-                out.append(clock() - start)
+    for name in _chunk_order(list(variants), calls, chunk):
+        fn, out = variants[name], samples[name]
+        for _ in range(chunk):
+            start = clock()
+            await fn()
+            out.append(clock() - start)
     return samples
 
 
@@ -329,6 +331,26 @@ def load_results(name: str) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data
+
+
+def print_targets(targets: Sequence[dict[str, Any]], digits: int) -> None:
+    """The summary's "targets" block: one line a target, met or MISS, values to `digits`."""
+    print("\ntargets")
+    for t in targets:
+        verdict = "met " if t["met"] else "MISS"
+        value = "n/a" if t["value"] is None else f"{t['value']:.{digits}f}"
+        print(f"  [{verdict}] {t['metric']}: {value} {t['unit']} (target {t['op']} "
+              f"{t['target']}) — {t['detail']}")
+
+
+def run_and_record(name: str, run: Callable[[], dict[str, Any]],
+                   print_summary: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """A benchmark's `main()`: run it, write bench/results/<name>.json, print the summary."""
+    result = run()
+    path = write_results(name, result)
+    print_summary(result)
+    print(f"\nwrote {path}")
+    return result
 
 
 def fmt_us(value: float | None) -> str:

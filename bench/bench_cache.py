@@ -47,12 +47,13 @@ from bench._support import (
     make_settings,
     median,
     paired_ratio,
+    print_targets,
     quantile_curve_us,
     redis_server,
+    run_and_record,
     scaled,
     summarize_ns,
     timer_overhead_ns,
-    write_results,
 )
 
 NAME = "cache"
@@ -601,19 +602,11 @@ def print_summary(result: dict[str, Any]) -> None:
     for levels in result["throughput"].values():
         cells = [f"{levels[str(c)]['ops_per_s']:>10,.0f}" for c in CONCURRENCY]
         print(f"{levels['label']:28s}", *cells)
-    print("\ntargets")
-    for t in result["targets"]:
-        verdict = "met " if t["met"] else "MISS"
-        print(f"  [{verdict}] {t['metric']}: {t['value']:.2f} {t['unit']} "
-              f"(target {t['op']} {t['target']}) — {t['detail']}")
+    print_targets(result["targets"], digits=2)
 
 
 def main() -> dict[str, Any]:
-    result = run()
-    path = write_results(NAME, result)
-    print_summary(result)
-    print(f"\nwrote {path}")
-    return result
+    return run_and_record(NAME, run, print_summary)
 
 
 if __name__ == "__main__":

@@ -40,11 +40,12 @@ from bench._support import (
     fmt_us,
     free_port,
     make_settings,
+    print_targets,
     quantile_curve_us,
     redis_server,
+    run_and_record,
     scaled,
     summarize_ns,
-    write_results,
 )
 
 NAME = "outage"
@@ -452,20 +453,11 @@ def print_summary(result: dict[str, Any]) -> None:
         print(f"  detect: first memory call {det.get('first_memory_call_s')!s:.6} s "
               f"(socket_timeout {det['socket_timeout_s']} s); recover: usable "
               f"{rec['usable_s']!s:.6} s, write landed {rec['write_landed_s']!s:.6} s")
-    print("\ntargets")
-    for t in result["targets"]:
-        verdict = "met " if t["met"] else "MISS"
-        value = "n/a" if t["value"] is None else f"{t['value']:.3f}"
-        print(f"  [{verdict}] {t['metric']}: {value} {t['unit']} (target {t['op']} "
-              f"{t['target']}) — {t['detail']}")
+    print_targets(result["targets"], digits=3)
 
 
 def main() -> dict[str, Any]:
-    result = run()
-    path = write_results(NAME, result)
-    print_summary(result)
-    print(f"\nwrote {path}")
-    return result
+    return run_and_record(NAME, run, print_summary)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,9 @@ from app.game.views import RoomView
 
 
 class Out(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    """A payload; ``model_validate(obj)`` copies it from the same-named attributes of ``obj``."""
+
+    model_config = ConfigDict(frozen=True, from_attributes=True)
 
 
 class BlackCardOut(Out):
@@ -115,7 +117,6 @@ class ErrorOut(Out):
 
 
 def room_state(view: RoomView) -> RoomStateOut:
-    s = view.settings
     return RoomStateOut(
         room_code=view.code,
         phase=view.phase,
@@ -124,34 +125,14 @@ def room_state(view: RoomView) -> RoomStateOut:
         host_id=view.host_id,
         czar_id=view.czar_id,
         black_card=(
-            BlackCardOut(text=b.text, pick=b.pick, draw=b.draw)
-            if (b := view.black_card) is not None
-            else None
+            BlackCardOut.model_validate(view.black_card) if view.black_card is not None else None
         ),
-        players=[
-            PlayerOut(
-                id=p.id,
-                name=p.name,
-                score=p.score,
-                connected=p.connected,
-                is_host=p.is_host,
-                is_czar=p.is_czar,
-                submitted=p.submitted,
-            )
-            for p in view.players
-        ],
+        players=[PlayerOut.model_validate(p) for p in view.players],
         scores={p.id: p.score for p in view.players},
         submissions=_submissions(view.submissions),
         seconds_left=round(view.seconds_left, 1) if view.seconds_left is not None else None,
         winner_id=view.winner_id,
-        settings=SettingsOut(
-            score_limit=s.score_limit,
-            max_players=s.max_players,
-            hand_size=s.hand_size,
-            submit_seconds=s.submit_seconds,
-            judge_seconds=s.judge_seconds,
-            deck_ids=list(s.deck_ids),
-        ),
+        settings=SettingsOut.model_validate(view.settings),  # deck_ids: tuple -> list
     )
 
 

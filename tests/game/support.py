@@ -40,6 +40,11 @@ def make_deck(
     return Deck(deck_id, deck_id.title(), False, "", blacks, whites, "<test>")
 
 
+def room_settings(**kwargs: object) -> RoomSettings:
+    """Room settings that play from the ``make_deck()`` deck."""
+    return RoomSettings(deck_ids=("test",), **kwargs)  # type: ignore[arg-type]
+
+
 def make_room(
     n_players: int = 0,
     *,
@@ -50,7 +55,7 @@ def make_room(
 ) -> Room:
     room = Room(
         "ABCDE",
-        settings if settings is not None else RoomSettings(deck_ids=("test",)),
+        settings if settings is not None else room_settings(),
         [deck if deck is not None else make_deck()],
         rng=random.Random(seed),
         clock=clock if clock is not None else FakeClock(),

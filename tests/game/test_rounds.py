@@ -19,7 +19,6 @@ from app.game.errors import (
 )
 from app.game.room import Room
 from app.game.round import RoundPhase
-from app.game.settings import RoomSettings
 from tests.game.support import (
     czar,
     make_deck,
@@ -29,12 +28,9 @@ from tests.game.support import (
     one,
     play,
     play_all,
+    room_settings,
     started,
 )
-
-
-def settings(**kwargs: object) -> RoomSettings:
-    return RoomSettings(deck_ids=("test",), **kwargs)  # type: ignore[arg-type]
 
 
 def win_round(room: Room, winner: str | None = None) -> list[ev.Event]:
@@ -219,7 +215,7 @@ def test_winner_scores_and_next_round_starts_with_next_czar_and_full_hands() -> 
 
 
 def test_czar_rotates_through_every_seat() -> None:
-    room = started(4, settings=settings(score_limit=50))
+    room = started(4, settings=room_settings(score_limit=50))
     czars = []
     for _ in range(8):
         czars.append(czar(room))
@@ -253,7 +249,7 @@ def test_pick_three_draws_two_extra_cards_first() -> None:
 
 
 def test_game_over_at_score_limit_and_new_game_resets() -> None:
-    room = started(3, settings=settings(score_limit=2))
+    room = started(3, settings=room_settings(score_limit=2))
     winner = room.players[1].id
     events: list[ev.Event] = []
     while room.phase != "game_over":
@@ -275,7 +271,7 @@ def test_game_over_at_score_limit_and_new_game_resets() -> None:
 
 def test_white_discards_are_reshuffled_when_the_deck_runs_out() -> None:
     # 3 players * (10 + 3) = 39 cards needed; 40 in the deck, so the pile empties fast.
-    room = started(3, deck=make_deck(white=40), settings=settings(score_limit=50))
+    room = started(3, deck=make_deck(white=40), settings=room_settings(score_limit=50))
     reshuffled = []
     for _ in range(12):
         reshuffled += of_type(win_round(room), ev.DeckReshuffled)
@@ -285,7 +281,7 @@ def test_white_discards_are_reshuffled_when_the_deck_runs_out() -> None:
 
 
 def test_black_cards_are_reshuffled_when_they_run_out() -> None:
-    room = started(3, deck=make_deck(picks=(1, 1)), settings=settings(score_limit=50))
+    room = started(3, deck=make_deck(picks=(1, 1)), settings=room_settings(score_limit=50))
     seen: list[ev.Event] = []
     for _ in range(4):
         seen += win_round(room)
@@ -302,7 +298,7 @@ def test_black_card_pick_and_draw_are_public() -> None:
 
 def test_cards_have_single_owner_over_a_long_game() -> None:
     deck = make_deck(white=120, picks=(1, 2, 3) * 5)
-    room = Room("ABCDE", settings(score_limit=50), [deck], rng=random.Random(5))
+    room = Room("ABCDE", room_settings(score_limit=50), [deck], rng=random.Random(5))
     for i in range(5):
         room.add_player(f"P{i}")
     room.start_game(room.players[0].id)

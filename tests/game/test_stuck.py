@@ -6,7 +6,6 @@ import pytest
 
 from app.game import events as ev
 from app.game.errors import NotAllowed, WrongPhase
-from app.game.settings import RoomSettings
 from tests.game.support import (
     FakeClock,
     czar,
@@ -16,13 +15,9 @@ from tests.game.support import (
     of_type,
     one,
     play,
+    room_settings,
     started,
 )
-
-
-def timed(**kwargs: object) -> RoomSettings:
-    return RoomSettings(deck_ids=("test",), **kwargs)  # type: ignore[arg-type]
-
 
 # --- a player leaves --------------------------------------------------------------------------
 
@@ -128,7 +123,7 @@ def test_extra_cards_are_put_back_when_a_pick_three_round_is_voided() -> None:
 
 
 def test_falling_under_three_players_pauses_with_scores_kept() -> None:
-    room = started(3, settings=timed(score_limit=5))
+    room = started(3, settings=room_settings(score_limit=5))
     for pid in non_czars(room):
         play(room, pid)
     assert room.round is not None
@@ -280,7 +275,7 @@ def test_no_timers_means_tick_does_nothing() -> None:
 
 def test_submit_timeout_reveals_what_was_submitted() -> None:
     clock = FakeClock()
-    room = started(4, clock=clock, settings=timed(submit_seconds=30, judge_seconds=20))
+    room = started(4, clock=clock, settings=room_settings(submit_seconds=30, judge_seconds=20))
     a = non_czars(room)[0]
     play(room, a)
     clock.advance(29.5)
@@ -294,7 +289,7 @@ def test_submit_timeout_reveals_what_was_submitted() -> None:
 
 def test_submit_timeout_with_no_submissions_voids_and_moves_on() -> None:
     clock = FakeClock()
-    room = started(4, clock=clock, settings=timed(submit_seconds=30))
+    room = started(4, clock=clock, settings=room_settings(submit_seconds=30))
     first = czar(room)
     clock.advance(31)
     events = room.tick()
@@ -305,7 +300,7 @@ def test_submit_timeout_with_no_submissions_voids_and_moves_on() -> None:
 
 def test_judge_timeout_voids_and_returns_cards() -> None:
     clock = FakeClock()
-    room = started(4, clock=clock, settings=timed(judge_seconds=15))
+    room = started(4, clock=clock, settings=room_settings(judge_seconds=15))
     hands = {pid: sorted(c.id for c in room.hand(pid)) for pid in non_czars(room)}
     for pid in non_czars(room):
         play(room, pid)

@@ -144,17 +144,13 @@ class Client:
         payload: dict[str, Any] = {"name": self.name}
         if settings is not None:
             payload["settings"] = settings
-        ack = await self.call("create_room", payload)
-        assert ack["ok"], ack
-        self.player_id, self.token, self.room_code = (
-            ack["player_id"],
-            ack["token"],
-            ack["room_code"],
-        )
-        return ack
+        return self._take_seat(await self.call("create_room", payload))
 
     async def join(self, code: str) -> dict[str, Any]:
-        ack = await self.call("join_room", {"room_code": code, "name": self.name})
+        return self._take_seat(await self.call("join_room", {"room_code": code, "name": self.name}))
+
+    def _take_seat(self, ack: dict[str, Any]) -> dict[str, Any]:
+        """Remember the seat a successful create/join ack gave this client."""
         assert ack["ok"], ack
         self.player_id, self.token, self.room_code = (
             ack["player_id"],
@@ -232,3 +228,24 @@ async def submit_all(players: list[Client], state: dict[str, Any]) -> None:
         hand = await p.wait_for("hand", lambda h: h["round"] == rnd)
         ack = await p.call("submit_cards", {"card_ids": [c["id"] for c in hand["cards"][:pick]]})
         assert ack == {"ok": True}, ack
+
+
+async def start_round_one(players: list[Client]) -> dict[str, Any]:
+    """The host (``players[0]``) starts the game; round 1's room state."""
+    host = players[0]
+    await host.call("start_game")
+    return await round_state(host, 1)
+
+
+async def play_first_round(
+    players: list[Client], choice: int = 0, timeout: float = 5.0
+) -> dict[str, Any]:
+    """The game starts, everyone plays round 1 and the czar picks submission ``choice``
+    (waiting ``timeout`` for the submissions); round 1's room state."""
+    state = await start_round_one(players)
+    await submit_all(players, state)
+    czar = by_id(players, state["czar_id"])
+    subs = await czar.wait_for("submissions", timeout=timeout)
+    submission_id = subs["submissions"][choice]["submission_id"]
+    await czar.call("pick_winner", {"submission_id": submission_id})
+    return state

@@ -14,7 +14,9 @@ from tests.sockets.support import (
     by_id,
     eventually,
     of_round,
+    play_first_round,
     round_state,
+    start_round_one,
     submit_all,
     table,
 )
@@ -83,8 +85,7 @@ async def test_reconnect_with_token_gets_seat_hand_and_score_back(
 ) -> None:
     players = await table(clients, server, 3)
     host, bo, cy = players
-    await host.call("start_game")
-    state = await round_state(host, 1)
+    state = await start_round_one(players)
     hand = await bo.wait_for("hand", lambda h: h["round"] == 1)
     await bo.close()
     await host.wait_for(
@@ -151,8 +152,7 @@ async def test_player_dropped_past_grace_is_removed(make_server: Any, clients: A
 async def test_player_leaving_mid_round_reveals_the_rest(server: LiveServer, clients: Any) -> None:
     players = await table(clients, server, 4)
     host = players[0]
-    await host.call("start_game")
-    state = await round_state(host, 1)
+    state = await start_round_one(players)
     others = [p for p in players if p.player_id != state["czar_id"]]
     await submit_all(others[:2], state)
     ack = await others[2].call("leave_room")
@@ -170,9 +170,7 @@ async def test_czar_leaving_voids_the_round_and_play_goes_on(
     server: LiveServer, clients: Any
 ) -> None:
     players = await table(clients, server, 4)
-    host = players[0]
-    await host.call("start_game")
-    state = await round_state(host, 1)
+    state = await start_round_one(players)
     czar = by_id(players, state["czar_id"])
     others = [p for p in players if p is not czar]
     hands_before = {}
@@ -257,12 +255,7 @@ async def test_video_failure_is_reported(make_server: Any, clients: Any) -> None
     server = make_server(video_service=FakeVideoService(fail=True), speculative_render=False)
     players = await table(clients, server, 3, score_limit=5)
     host = players[0]
-    await host.call("start_game")
-    state = await round_state(host, 1)
-    await submit_all(players, state)
-    czar = by_id(players, state["czar_id"])
-    subs = await czar.wait_for("submissions")
-    await czar.call("pick_winner", {"submission_id": subs["submissions"][1]["submission_id"]})
+    await play_first_round(players, choice=1)
     failed = await host.wait_for("video_failed")
     assert failed["round"] == 1
     assert "renderer exploded" in failed["reason"]
@@ -273,12 +266,7 @@ async def test_no_video_service_reports_failure(make_server: Any, clients: Any) 
     server = make_server(video_service=None)
     players = await table(clients, server, 3)
     host = players[0]
-    await host.call("start_game")
-    state = await round_state(host, 1)
-    await submit_all(players, state)
-    czar = by_id(players, state["czar_id"])
-    subs = await czar.wait_for("submissions")
-    await czar.call("pick_winner", {"submission_id": subs["submissions"][0]["submission_id"]})
+    await play_first_round(players)
     failed = await host.wait_for("video_failed")
     assert "unavailable" in failed["reason"]
 
@@ -288,12 +276,7 @@ async def test_slow_video_never_blocks_the_game(make_server: Any, clients: Any) 
     server = make_server(video_service=slow)
     players = await table(clients, server, 3)
     host = players[0]
-    await host.call("start_game")
-    state = await round_state(host, 1)
-    await submit_all(players, state)
-    czar = by_id(players, state["czar_id"])
-    subs = await czar.wait_for("submissions", timeout=1.0)
-    await czar.call("pick_winner", {"submission_id": subs["submissions"][0]["submission_id"]})
+    await play_first_round(players, timeout=1.0)
     await round_state(host, 2)
     assert not host.all("video_ready")
     ready = await host.wait_for("video_ready", timeout=5.0)
@@ -332,8 +315,7 @@ async def test_player_dropping_mid_round_does_not_hold_it_up(
 ) -> None:
     players = await table(clients, server, 4)
     host = players[0]
-    await host.call("start_game")
-    state = await round_state(host, 1)
+    state = await start_round_one(players)
     others = [p for p in players if p.player_id != state["czar_id"]]
     await submit_all(others[:2], state)
     await others[2].close()
@@ -350,8 +332,7 @@ async def test_round_timer_runs_on_the_server(make_server: Any, clients: Any) ->
     server = make_server(clock=clock)
     players = await table(clients, server, 3, submit_seconds=30)
     host = players[0]
-    await host.call("start_game")
-    state = await round_state(host, 1)
+    state = await start_round_one(players)
     assert state["seconds_left"] == 30
     clock.advance(31)  # nobody played: the round is voided and the next one starts
     state = await round_state(host, 2)
