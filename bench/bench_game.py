@@ -39,11 +39,14 @@ import multiprocessing
 import os
 import queue
 import random
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +59,7 @@ import httpx  # noqa: E402
 import socketio  # noqa: E402
 
 from bench._support import SCALE, write_results  # noqa: E402
+from tests.support.redis_server import free_port  # noqa: E402
 
 NAME = "game"
 TARGET_P99_MS = 50.0
@@ -63,6 +67,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 ACK_TIMEOUT = 15.0
 BARRIER_TIMEOUT = 180.0
+SHUTDOWN_GRACE = 10.0  # seconds between SIGTERM and SIGKILL, as in tests/support
 WINDOW = 10.0  # seconds of the latency-over-time series
 
 
@@ -563,23 +568,102 @@ def merge_clients(results: list[dict[str, Any]], phase: str) -> dict[str, Any]:
     return {"acks": out, "errors": dict(errors)}
 
 
+@dataclass
+class AppServer:
+    base_url: str
+    log_path: Path
+    process: subprocess.Popen[bytes]
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+def proc_start_time(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+@contextlib.contextmanager
+def app_server(workdir: Path, env: dict[str, str], shutdown: dict[str, Any]
+               ) -> Iterator[AppServer]:
+    """The real server, started exactly as tests/support/app_server.py `run_app_server` does;
+    on the way out it also records how the shutdown went, and kills what the server left
+    behind (render-pool processes orphaned when the server had to be killed)."""
+    port = free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    log_path = workdir / "server.log"
+    full_env = {**os.environ, "DATA_DIR": str(workdir / "data"), "PYTHONPATH": str(REPO),
+                "PREGEN_ENABLED": "false", **env}
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "app.main:socket_app", "--host", "127.0.0.1",
+             "--port", str(port)], cwd=REPO, env=full_env, stdout=log, stderr=subprocess.STDOUT)
+    server = AppServer(f"http://127.0.0.1:{port}", log_path, process)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{server.log}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{server.base_url}/health", timeout=1).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"server did not start:\n{server.log}")
+            time.sleep(0.1)
+        yield server
+    finally:
+        family = [(pid, proc_start_time(pid)) for pid in descendants(process.pid)]
+        started = time.monotonic()
+        process.terminate()
+        try:
+            process.wait(timeout=SHUTDOWN_GRACE)
+            shutdown["graceful"] = True
+        except subprocess.TimeoutExpired:  # what a supervisor would do after its grace period
+            shutdown["graceful"] = False
+            process.kill()
+            process.wait()
+        shutdown["seconds"] = round(time.monotonic() - started, 2)
+        shutdown["returncode"] = process.returncode
+        tail = server.log[-20_000:]
+        shutdown["application_shutdown_complete"] = "Application shutdown complete" in tail
+        # After a clean shutdown the pool's processes exit by themselves within a second or
+        # two; after a SIGKILL they never do (their parent is gone, nobody tells them).
+        deadline = time.monotonic() + 5.0
+        while True:
+            left = [(pid, cmdline(pid)) for pid, start in family
+                    if start is not None and proc_start_time(pid) == start]
+            if not left or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        for pid, _ in left:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        shutdown["orphans_killed"] = [cmd[:80] for _, cmd in left]
+
+
 def run_config(cfg: Config) -> dict[str, Any]:
-    from tests.support.app_server import run_app_server
     from tests.support.redis_server import RedisServer
 
     started_all = time.monotonic()
     ctx = multiprocessing.get_context("spawn")
+    shutdown: dict[str, Any] = {"grace_s": SHUTDOWN_GRACE}
     with tempfile.TemporaryDirectory(prefix="bench-game-") as tmp:
         workdir = Path(tmp)
         redis_server = RedisServer(workdir / "redis")
         redis_server.start()
         try:
             env = {**cfg.server_env(), "REDIS_URL": redis_server.url}
-            with run_app_server(workdir / "server", env) as server:
+            with app_server(workdir / "server", env, shutdown) as server:
                 assert redis_server.process is not None
-                return drive(cfg, ctx, server, redis_server.process.pid, started_all)
+                result = drive(cfg, ctx, server, redis_server.process.pid, started_all)
         finally:
             redis_server.stop()
+    result["server_shutdown"] = shutdown
+    result["duration_s"] = round(time.monotonic() - started_all, 1)
+    return result
 
 
 def drive(cfg: Config, ctx: Any, server: Any, redis_pid: int, started_all: float
@@ -800,6 +884,13 @@ def print_summary(results: dict[str, Any]) -> None:
         verdict = "met " if t["met"] else "MISS"
         print(f"[{verdict}] {t['metric']}: {t['value']} {t['unit']} (target {t['op']} "
               f"{t['target']}) — {t['detail']}")
+    sd = results.get("server_shutdown", {})
+    if sd:
+        how = "graceful" if sd.get("graceful") else f"HUNG, killed after {sd.get('grace_s')} s"
+        orphans = sd.get("orphans_killed", [])
+        print(f"server shutdown after SIGTERM: {how} ({sd.get('seconds')} s); orphaned "
+              f"render-pool processes killed: "
+              f"{orphans if isinstance(orphans, int) else len(orphans)}")
     print(f"({results['duration_s']} s in all)")
 
 

@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     video_render_timeout: float = Field(default=60.0, gt=0)
     video_generation_lock_ttl: float = Field(default=120.0, gt=0)
     video_negative_ttl: float = Field(default=30.0, ge=0)
+    # Backpressure: generations pending at once in this process, past which a new one is
+    # refused (VideoBusyError) rather than queued: winners (permanent) up to the first bound,
+    # temporary ones (speculative, pre-generation) up to the second, so they never keep a
+    # winner waiting for long.
+    video_max_pending: int = Field(default=256, ge=1)
+    video_max_pending_temporary: int = Field(default=16, ge=0)
     video_narration: bool = True
     # Generic hosted-provider adapter (HttpProvider).
     http_provider_submit_url: str = ""

@@ -8,6 +8,7 @@
         ├── RenderError                 the local renderer failed
         │   └── RenderTimeoutError      ... or ran past `video_render_timeout`
         ├── StorageError                the file could not be published or is not a playable MP4
+        ├── VideoBusyError              too many generations pending: refused, not queued
         └── ProviderError               a hosted provider failed
             ├── ProviderJobFailed       the job ended in a failed / cancelled state
             ├── ProviderTimeoutError    the job did not finish before `http_provider_deadline`
@@ -39,6 +40,10 @@ class RecentFailureError(VideoGenerationError):
 
 class GenerationWaitTimeout(VideoGenerationError):
     """Another instance is generating this combination and did not finish before our deadline."""
+
+
+class VideoBusyError(VideoGenerationError):
+    """Too many generations are pending (`video_max_pending`); this one was not started."""
 
 
 class RenderError(VideoGenerationError):

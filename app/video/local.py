@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import shutil
 import signal
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
@@ -33,9 +34,19 @@ WORKER_NICE = 10
 _STUCK_GRACE = 2.0
 
 
+def _exit_when_orphaned(parent: int) -> None:
+    """A worker outlives a server killed with SIGKILL; it exits once its parent is gone."""
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent:
+            os._exit(0)
+
+
 def _init_worker() -> None:
     # Ctrl-C goes to the whole process group: the server shuts the pool down, not the workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True,
+                     name="orphan-watch").start()
     # Renders are background work: when the CPUs are busy, the event loop's process goes first.
     with contextlib.suppress(OSError):
         os.nice(WORKER_NICE)

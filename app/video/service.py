@@ -35,6 +35,7 @@ from app.video.errors import (
     GenerationWaitTimeout,
     InvalidCardsError,
     RecentFailureError,
+    VideoBusyError,
     VideoGenerationError,
 )
 from app.video.http_provider import HttpProvider
@@ -77,6 +78,7 @@ class _Stats:
     joined: int = 0
     lock_waits: int = 0
     failures: int = 0
+    busy: int = 0
     negative_hits: int = 0
     promotions: int = 0
     repairs: int = 0
@@ -188,6 +190,20 @@ class VideoService:
             with contextlib.suppress(*_REDIS_ERRORS):
                 await client.set(FAILED_PREFIX + sha_of_key(key), message, px=int(ttl * 1000))
 
+    def _check_capacity(self, permanent: bool) -> None:
+        """Refuse a new generation when too many are pending, instead of queueing forever.
+
+        Winners (permanent) may fill `video_max_pending`; speculative and pre-generated ones
+        only `video_max_pending_temporary`, so they never delay a winner for long.
+        """
+        pending = len(self._flights)
+        limit = (self.settings.video_max_pending if permanent
+                 else min(self.settings.video_max_pending,
+                          self.settings.video_max_pending_temporary))
+        if pending >= limit:
+            self._stats.busy += 1
+            raise VideoBusyError(f"video renderer busy: {pending} generations pending")
+
     def _forget(self, key: str, _task: asyncio.Task[str]) -> None:
         self._flights.pop(key, None)
 
@@ -217,6 +233,7 @@ class VideoService:
             self._stats.joined += 1
             flight.permanent = flight.permanent or permanent
         else:
+            self._check_capacity(permanent)
             flight = _Flight(permanent=permanent)
             request = VideoRequest(cleaned_black, cleaned_whites, key,
                                    self.settings.video_resolution)
@@ -307,7 +324,8 @@ class VideoService:
         self, lock: RedisLock, request: VideoRequest, black: str, whites: list[str],
         flight: _Flight,
     ) -> str:
-        keeper = asyncio.create_task(self._keep_lock(lock), name="video-lock-keeper")
+        done = asyncio.Event()
+        keeper = asyncio.create_task(self._keep_lock(lock, done), name="video-lock-keeper")
         try:
             # The previous holder may have published just before we took the lock.
             entry = await self._entry(black, whites)
@@ -316,16 +334,22 @@ class VideoService:
                 return entry.video_url
             return await self._generate(request, black, whites, flight)
         finally:
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
+            # Ask the keeper to stop and wait a bounded time: a cancel alone can be swallowed
+            # inside a Redis call, and an unbounded wait would hang the shutdown.
+            done.set()
+            finished, _ = await asyncio.wait({keeper}, timeout=2.0)
+            if not finished:
+                keeper.cancel()
             with contextlib.suppress(*_REDIS_ERRORS):
                 await lock.release()
 
-    async def _keep_lock(self, lock: RedisLock) -> None:
+    async def _keep_lock(self, lock: RedisLock, done: asyncio.Event) -> None:
         interval = max(0.05, self.settings.video_generation_lock_ttl / 3)
         while True:
-            await asyncio.sleep(interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), interval)
+            if done.is_set():
+                return
             try:
                 if not await lock.extend():
                     logger.warning("lost the generation lock %s; a duplicate render may follow "
@@ -410,6 +434,7 @@ class VideoService:
             "promotions": s.promotions,
             "repairs": s.repairs,
             "in_flight": self.in_flight,
+            "busy": s.busy,
             "last_error": s.last_error,
         }
         for name in ("fallbacks", "retries", "cancelled_jobs"):

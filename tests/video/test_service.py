@@ -13,6 +13,7 @@ from app.video.errors import (
     InvalidCardsError,
     RecentFailureError,
     RenderError,
+    VideoBusyError,
     VideoGenerationError,
 )
 from app.video.local import LocalRenderer
@@ -281,3 +282,26 @@ async def test_bad_input_is_a_clear_error(service_factory: ServiceFactory, tmp_p
     assert provider.calls == 0
     await service.record_play(black, whites)  # ignored, never raises
     assert await service.popularity.top(5) == []
+
+
+async def test_backpressure_refuses_instead_of_queueing(
+        service_factory: ServiceFactory, tmp_path: Path) -> None:
+    service, provider = counting(service_factory, tmp_path, video_max_pending=3,
+                                 video_max_pending_temporary=1)
+    provider.gate = asyncio.Event()  # hold every generation until released
+    first = asyncio.create_task(service.get_or_create(BLACK, ["one"], permanent=False))
+    await eventually(lambda: service.in_flight == 1)
+    with pytest.raises(VideoBusyError, match="busy"):
+        await service.get_or_create(BLACK, ["two"], permanent=False)  # speculative: refused
+    winners = [asyncio.create_task(service.get_or_create(BLACK, [w], permanent=True))
+               for w in ("three", "four")]
+    await eventually(lambda: service.in_flight == 3)
+    with pytest.raises(VideoBusyError):
+        await service.get_or_create(BLACK, ["five"], permanent=True)
+    assert service.stats()["busy"] == 2
+    provider.gate.set()
+    urls = await asyncio.gather(first, *winners)
+    assert len(set(urls)) == 3
+    assert provider.calls == 3  # the refused ones were never started
+    assert await service.cache.aget(BLACK, ["two"]) is None
+
