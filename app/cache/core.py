@@ -227,7 +227,8 @@ class CacheCore:
             self.counters.misses += 1
             return None
         self.counters.hits += 1
-        if epoch == self.invalidation_epoch:
+        # A hot key re-read from Redis is usually held already: skip the locked write.
+        if epoch == self.invalidation_epoch and not self.memory.holds_fresh(key, entry):
             self.memory.set_copy(key, entry, time.time() + self.settings.cache_temporary_ttl)
             if epoch != self.invalidation_epoch:  # see _remember
                 self.memory.mark_stale(key)

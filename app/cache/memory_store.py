@@ -86,6 +86,11 @@ class MemoryStore:
                 victim.popitem(last=False)
                 self.evictions += 1
 
+    def holds_fresh(self, key: str, entry: CacheEntry) -> bool:
+        """Whether this very entry is already held, fresh (lock-free, like `get_fresh`)."""
+        slot = self._permanent.get(key) or self._temporary.get(key)
+        return slot is not None and slot.fresh and slot.entry == entry
+
     def set_copy(self, key: str, entry: CacheEntry, temporary_expiry: float) -> None:
         """`set_many` for one copy read from Redis (the hot path of a Redis hit)."""
         if entry.permanent:
