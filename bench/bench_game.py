@@ -58,8 +58,8 @@ if str(REPO) not in sys.path:
 import httpx  # noqa: E402
 import socketio  # noqa: E402
 
-from bench._support import SCALE, write_results  # noqa: E402
-from tests.support.redis_server import free_port  # noqa: E402
+from bench._support import SCALE, quantile, write_results  # noqa: E402
+from tests.support.app_server import AppServer, start_app_server  # noqa: E402
 
 NAME = "game"
 TARGET_P99_MS = 50.0
@@ -216,13 +216,6 @@ def cpu_between(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
 
 
 # --- statistics ---------------------------------------------------------------------------------
-def quantile(values: list[float], q: float) -> float:
-    if not values:
-        return math.nan
-    index = min(len(values) - 1, max(0, math.ceil(q * len(values)) - 1))
-    return values[index]
-
-
 def summarize_ms(samples: list[float]) -> dict[str, Any]:
     values = sorted(samples)
     if not values:
@@ -568,17 +561,6 @@ def merge_clients(results: list[dict[str, Any]], phase: str) -> dict[str, Any]:
     return {"acks": out, "errors": dict(errors)}
 
 
-@dataclass
-class AppServer:
-    base_url: str
-    log_path: Path
-    process: subprocess.Popen[bytes]
-
-    @property
-    def log(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-
 def proc_start_time(pid: int) -> int | None:
     try:
         return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
@@ -589,30 +571,12 @@ def proc_start_time(pid: int) -> int | None:
 @contextlib.contextmanager
 def app_server(workdir: Path, env: dict[str, str], shutdown: dict[str, Any]
                ) -> Iterator[AppServer]:
-    """The real server, started exactly as tests/support/app_server.py `run_app_server` does;
+    """The real server, started by tests/support/app_server.py's `start_app_server`;
     on the way out it also records how the shutdown went, and kills what the server left
     behind (render-pool processes orphaned when the server had to be killed)."""
-    port = free_port()
-    workdir.mkdir(parents=True, exist_ok=True)
-    log_path = workdir / "server.log"
-    full_env = {**os.environ, "DATA_DIR": str(workdir / "data"), "PYTHONPATH": str(REPO),
-                "PREGEN_ENABLED": "false", **env}
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "app.main:socket_app", "--host", "127.0.0.1",
-             "--port", str(port)], cwd=REPO, env=full_env, stdout=log, stderr=subprocess.STDOUT)
-    server = AppServer(f"http://127.0.0.1:{port}", log_path, process)
+    server = start_app_server(workdir, env)
+    process = server.process
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{server.log}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{server.base_url}/health", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start:\n{server.log}")
-            time.sleep(0.1)
         yield server
     finally:
         family = [(pid, proc_start_time(pid)) for pid in descendants(process.pid)]

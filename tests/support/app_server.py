@@ -29,9 +29,9 @@ class AppServer:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
 
-@contextmanager
-def run_app_server(workdir: Path, env: dict[str, str], startup_deadline: float = 30.0
-                   ) -> Iterator[AppServer]:
+def start_app_server(workdir: Path, env: dict[str, str], startup_deadline: float = 30.0
+                     ) -> AppServer:
+    """Start the server and wait until /health answers; the caller stops the process."""
     port = free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / "server.log"
@@ -42,24 +42,32 @@ def run_app_server(workdir: Path, env: dict[str, str], startup_deadline: float =
             [sys.executable, "-m", "uvicorn", "app.main:socket_app", "--host", "127.0.0.1",
              "--port", str(port)], cwd=REPO, env=full_env, stdout=log, stderr=subprocess.STDOUT)
     server = AppServer(f"http://127.0.0.1:{port}", log_path, process)
-    try:
-        deadline = time.monotonic() + startup_deadline
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{server.log}")
-            try:
-                if httpx.get(f"{server.base_url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start:\n{server.log}")
-            time.sleep(0.1)
-        yield server
-    finally:
-        process.terminate()
+    deadline = time.monotonic() + startup_deadline
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{server.log}")
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
+            if httpx.get(f"{server.base_url}/health", timeout=1).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
             process.kill()
             process.wait()
+            raise RuntimeError(f"server did not start:\n{server.log}")
+        time.sleep(0.1)
+
+
+@contextmanager
+def run_app_server(workdir: Path, env: dict[str, str], startup_deadline: float = 30.0
+                   ) -> Iterator[AppServer]:
+    server = start_app_server(workdir, env, startup_deadline)
+    try:
+        yield server
+    finally:
+        server.process.terminate()
+        try:
+            server.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait()
