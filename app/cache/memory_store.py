@@ -81,10 +81,7 @@ class MemoryStore:
             self._temporary.pop(key, None)
             self._permanent.pop(key, None)
             (self._permanent if entry.permanent else self._temporary)[key] = slot
-            while len(self._temporary) + len(self._permanent) > self.max_entries:
-                victim = self._temporary if self._temporary else self._permanent
-                victim.popitem(last=False)
-                self.evictions += 1
+            self._evict_overflow()
 
     def holds_fresh(self, key: str, entry: CacheEntry) -> bool:
         """Whether this very entry is already held, fresh (lock-free, like `get_fresh`)."""
@@ -102,10 +99,7 @@ class MemoryStore:
                 other.pop(key, None)
             table[key] = slot
             table.move_to_end(key)
-            if len(self._temporary) + len(self._permanent) > self.max_entries:
-                victim = self._temporary if self._temporary else self._permanent
-                victim.popitem(last=False)
-                self.evictions += 1
+            self._evict_overflow()
 
     def set_many(self, items: list[tuple[str, CacheEntry]], temporary_expiry: float) -> None:
         """Store copies read from Redis, under one lock; temporary ones expire at the given time."""
@@ -117,10 +111,14 @@ class MemoryStore:
                     self._permanent[key] = Slot(entry, None)
                 else:
                     self._temporary[key] = Slot(entry, temporary_expiry)
-            while len(self._temporary) + len(self._permanent) > self.max_entries:
-                victim = self._temporary if self._temporary else self._permanent
-                victim.popitem(last=False)
-                self.evictions += 1
+            self._evict_overflow()
+
+    def _evict_overflow(self) -> None:
+        """Drop LRU entries past the bound, temporary ones first (call with the lock held)."""
+        while len(self._temporary) + len(self._permanent) > self.max_entries:
+            victim = self._temporary if self._temporary else self._permanent
+            victim.popitem(last=False)
+            self.evictions += 1
 
     def delete(self, key: str) -> bool:
         with self._lock:

@@ -26,7 +26,7 @@ from app.cache.connection import make_async_client, make_sync_client
 from app.cache.core import NEED_REDIS, CacheCore
 from app.cache.entry import CacheEntry, validate_video_url
 from app.cache.invalidation import InvalidationListener
-from app.cache.keys import key_for, validate_cards
+from app.cache.keys import key_for
 from app.cache.plans import run_async, run_sync
 from app.cache.prober import ThreadProber, probe_forever
 from app.core.config import Settings, get_settings
@@ -309,6 +309,6 @@ class VideoCache:
         return self.core.stats(total)
 
 
-__all__ = ["VideoCache", "video_cache", "validate_cards"]
+__all__ = ["VideoCache", "video_cache"]
 
 video_cache = VideoCache()
