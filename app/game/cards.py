@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-# A blank is a run of underscores that touches no letter or digit ("_", "__", "_."), so that
-# Markdown emphasis such as "_word_" in imported decks is not counted as a blank.
-_BLANK = re.compile(r"(?<![^\W_])_+(?![^\W_])")
+# The blank grammar (a maximal run of underscores, wherever it stands) is a card rule shared with
+# the renderer: it lives in app.core.cards.
+from app.core.cards import count_blanks
 
-
-def count_blanks(text: str) -> int:
-    return len(_BLANK.findall(text))
+__all__ = ["BlackCard", "Pile", "WhiteCard", "count_blanks", "default_draw"]
 
 
 def default_draw(pick: int) -> int:

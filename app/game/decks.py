@@ -9,28 +9,37 @@ Accepted shapes (https://github.com/crhallberg/json-against-humanity):
 - full: a list of packs ``[{"name", "id"?, "official"?, "white": [{"text"}...],
   "black": [{"text", "pick"}...]}...]`` or an object of such packs keyed by abbreviation.
 
-Each pack becomes a ``Deck``. Its id is the pack's ``id``, else its key, else a slug of its name.
-Card ids are ``<deck_id>:w:<index>`` / ``<deck_id>:b:<index>``, where the index is the card's
-position in the file's top-level list (compact) or in the pack's list (full), so ids stay stable
-as long as the file does.
+Each pack becomes a ``Deck``. Its id is the pack's ``id``, else a slug of its key or name; when
+two derived ids collide (pack names that differ only in case) the later ones get ``-2``, ``-3``,
+... in file order. Card ids are ``<deck_id>:w:<index>`` / ``<deck_id>:b:<index>``, where the
+index is the card's position in the file's top-level list (compact) or in the pack's list
+(full), so ids stay stable as long as the file does.
 
-Black cards: ``pick`` is 1 to 3 (default 1); ``draw`` is optional (default: 2 for pick 3, else 0).
-A blank is a run of underscores touching no letter or digit. A card has either no blank (a
-question; the answers follow it) or exactly ``pick`` blanks.
+The card rules are those of `app.core.cards` (the renderer's too). A card that breaks one (too
+long, empty, a ``pick`` outside 1 to 3, blanks that differ from its ``pick``) is *set aside*:
+the rest of the file loads, and `load_library` logs one line per file with a count per reason
+and the first few cards of each. Only a broken structure (invalid JSON, lists that are not
+lists, pack indices out of range, bad pack names or ids) refuses the whole file. A pack left
+with no playable card is skipped.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from app.game.cards import BlackCard, WhiteCard, count_blanks, default_draw
+from app.core.cards import CardError, check_black, check_text
+from app.game.cards import BlackCard, WhiteCard, default_draw
 from app.game.errors import DeckError
+
+logger = logging.getLogger(__name__)
 
 BUILTIN_DECK_DIR = Path(__file__).resolve().parents[1] / "decks"
 BUILTIN_DECK_FILES = (BUILTIN_DECK_DIR / "punchline-cc0.json",)
@@ -39,9 +48,8 @@ DEFAULT_DECK_ID = "punchline-cc0"
 MAX_FILE_BYTES = 16 * 1024 * 1024
 MAX_CARDS_PER_FILE = 100_000
 MAX_PACKS_PER_FILE = 2_000
-MAX_CARD_CHARS = 500
-MAX_PICK = 3
 MAX_DRAW = 3
+EXAMPLES_PER_REASON = 3
 
 _DECK_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
@@ -57,52 +65,88 @@ class Deck:
     source: str  # the file it came from
 
 
+@dataclass
+class SetAside:
+    """The unplayable cards of one file: a count per reason and the first few of each."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, reason: str, where: str, raw: Any) -> None:
+        self.counts[reason] += 1
+        shown = self.examples.setdefault(reason, [])
+        if len(shown) < EXAMPLES_PER_REASON:
+            text = raw.get("text") if isinstance(raw, Mapping) else raw
+            preview = text if isinstance(text, str) else type(text).__name__
+            shown.append(f"{where} {preview[:40]!r}" + ("..." if len(preview) > 40 else ""))
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def summary(self) -> str:
+        """``too_long 1 (black card 7 'It was ...'); bad_pick 2 (...)``, most frequent first."""
+        return "; ".join(f"{reason} {n} ({', '.join(self.examples[reason])})"
+                         for reason, n in self.counts.most_common())
+
+
+@dataclass(frozen=True, slots=True)
+class DeckFile:
+    """What one file yields: its playable decks and what was set aside."""
+
+    path: Path
+    decks: list[Deck]
+    set_aside: SetAside
+    renamed: dict[str, str]  # pack name -> derived id, when the plain slug was taken
+
+
+_Black = tuple[str, int, int]  # text, pick, draw
+
+
 def slugify(name: str) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:64]
     return slug or "deck"
 
 
 class _Reader:
-    """Validates one file's JSON; every problem becomes a DeckError naming the file."""
+    """Reads one file. Broken structure raises DeckError naming the file; bad cards are set
+    aside."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.set_aside = SetAside()
+        self.renamed: dict[str, str] = {}
+        self._explicit_ids: set[str] = set()
+        self._ids: set[str] = set()
 
     def fail(self, problem: str) -> DeckError:
         return DeckError(self.path, problem)
 
-    def text(self, value: Any, where: str) -> str:
-        if not isinstance(value, str):
-            raise self.fail(f"{where}: text must be a string, got {type(value).__name__}")
-        text = value.strip()
-        if not text:
-            raise self.fail(f"{where}: text is empty")
-        if len(text) > MAX_CARD_CHARS:
-            raise self.fail(f"{where}: text is longer than {MAX_CARD_CHARS} characters")
-        return text
+    # --- cards: a bad one is set aside (None) --------------------------------------------------
+    def white(self, raw: Any, where: str) -> str | None:
+        text = raw.get("text") if isinstance(raw, Mapping) else raw
+        try:
+            return check_text(text, "white")
+        except CardError as exc:
+            self.set_aside.add(exc.reason, where, raw)
+            return None
 
-    def white_text(self, raw: Any, where: str) -> str:
-        if isinstance(raw, Mapping):
-            raw = raw.get("text")
-        return self.text(raw, where)
-
-    def black(self, raw: Any, where: str) -> tuple[str, int, int]:
+    def black(self, raw: Any, where: str) -> _Black | None:
         if isinstance(raw, str):  # tolerated: a bare prompt is a pick-1 card
             raw = {"text": raw}
-        if not isinstance(raw, Mapping):
-            raise self.fail(f"{where}: must be an object with 'text' and 'pick'")
-        text = self.text(raw.get("text"), where)
-        pick = raw.get("pick", 1)
-        if not isinstance(pick, int) or isinstance(pick, bool) or not 1 <= pick <= MAX_PICK:
-            raise self.fail(f"{where}: pick must be an integer from 1 to {MAX_PICK}, got {pick!r}")
-        draw = raw.get("draw", default_draw(pick))
-        if not isinstance(draw, int) or isinstance(draw, bool) or not 0 <= draw <= MAX_DRAW:
-            raise self.fail(f"{where}: draw must be an integer from 0 to {MAX_DRAW}, got {draw!r}")
-        blanks = count_blanks(text)
-        if blanks not in (0, pick):
-            raise self.fail(f"{where}: has {blanks} blanks but pick {pick} (use 0 or {pick})")
+        try:
+            if not isinstance(raw, Mapping):
+                raise CardError("not_text", "not an object with 'text' and 'pick'")
+            text, pick = check_black(raw.get("text"), raw.get("pick", 1))
+            draw = raw.get("draw", default_draw(pick))
+            if not isinstance(draw, int) or isinstance(draw, bool) or not 0 <= draw <= MAX_DRAW:
+                raise CardError("bad_draw", f"draw must be an integer from 0 to {MAX_DRAW}")
+        except CardError as exc:
+            self.set_aside.add(exc.reason, where, raw)
+            return None
         return text, pick, draw
 
+    # --- structure: a problem refuses the file -------------------------------------------------
     def card_list(self, raw: Any, where: str) -> list[Any]:
         if not isinstance(raw, list):
             raise self.fail(f"{where} must be a list")
@@ -119,23 +163,40 @@ class _Reader:
             out[item] = None
         return list(out)
 
-    def pack_entries(self, packs: Any) -> Iterator[tuple[str | None, Mapping[str, Any], str]]:
+    def pack_entries(self, packs: Any) -> list[tuple[str | None, Mapping[str, Any], str]]:
         """(key, pack object, description of where) for a list or an object of packs."""
         if isinstance(packs, Mapping):
             items: Iterable[tuple[str | None, Any]] = packs.items()
-            count = len(packs)
         elif isinstance(packs, list):
             items = ((None, pack) for pack in packs)
-            count = len(packs)
         else:
             raise self.fail("'packs' must be a list or an object")
-        if count > MAX_PACKS_PER_FILE:
+        if len(packs) > MAX_PACKS_PER_FILE:
             raise self.fail(f"more than {MAX_PACKS_PER_FILE} packs")
+        out = []
         for n, (key, pack) in enumerate(items):
             where = f"pack {key!r}" if key is not None else f"pack #{n}"
             if not isinstance(pack, Mapping):
                 raise self.fail(f"{where} must be an object")
-            yield key, pack, where
+            deck_id = pack.get("id")
+            if deck_id is not None:
+                if not isinstance(deck_id, str) or not _DECK_ID.match(deck_id):
+                    raise self.fail(f"{where}: id {deck_id!r} must match {_DECK_ID.pattern}")
+                if deck_id in self._explicit_ids:
+                    raise self.fail(f"deck id {deck_id!r} appears twice")
+                self._explicit_ids.add(deck_id)
+            out.append((key, pack, where))
+        return out
+
+    def _unique_id(self, slug: str, name: str) -> str:
+        deck_id, n = slug, 1
+        while deck_id in self._ids or deck_id in self._explicit_ids:
+            n += 1
+            suffix = f"-{n}"
+            deck_id = slug[: 64 - len(suffix)] + suffix
+        if deck_id != slug:
+            self.renamed[name] = deck_id
+        return deck_id
 
     def deck_meta(
         self, key: str | None, pack: Mapping[str, Any], where: str
@@ -145,9 +206,8 @@ class _Reader:
             raise self.fail(f"{where}: 'name' must be a non-empty string")
         deck_id = pack.get("id")
         if deck_id is None:
-            deck_id = slugify(key if key is not None else name)
-        elif not isinstance(deck_id, str) or not _DECK_ID.match(deck_id):
-            raise self.fail(f"{where}: id {deck_id!r} must match {_DECK_ID.pattern}")
+            deck_id = self._unique_id(slugify(key if key is not None else name), name.strip())
+        self._ids.add(deck_id)
         official = pack.get("official", False)
         if not isinstance(official, bool):
             raise self.fail(f"{where}: 'official' must be true or false")
@@ -159,28 +219,30 @@ class _Reader:
     def deck(
         self,
         meta: tuple[str, str, bool, str],
-        black: Sequence[tuple[int, tuple[str, int, int]]],
-        white: Sequence[tuple[int, str]],
-        where: str,
-    ) -> Deck:
+        black: Sequence[tuple[int, _Black | None]],
+        white: Sequence[tuple[int, str | None]],
+    ) -> Deck | None:
         deck_id, name, official, description = meta
-        if not black and not white:
-            raise self.fail(f"{where} ({deck_id}) has no cards")
+        blacks = [(i, card) for i, card in black if card is not None]
+        whites = [(i, text) for i, text in white if text is not None]
+        if not blacks and not whites:
+            self.set_aside.add("empty_pack", "pack", name)
+            return None
         return Deck(
             id=deck_id,
             name=name,
             official=official,
             description=description,
             black=tuple(
-                BlackCard(f"{deck_id}:b:{i}", text, pick, draw) for i, (text, pick, draw) in black
+                BlackCard(f"{deck_id}:b:{i}", text, pick, draw) for i, (text, pick, draw) in blacks
             ),
-            white=tuple(WhiteCard(f"{deck_id}:w:{i}", text) for i, text in white),
+            white=tuple(WhiteCard(f"{deck_id}:w:{i}", text) for i, text in whites),
             source=str(self.path),
         )
 
-    def compact(self, data: Mapping[str, Any]) -> list[Deck]:
+    def compact(self, data: Mapping[str, Any]) -> Iterator[Deck | None]:
         whites = [
-            self.white_text(raw, f"white card {i}")
+            self.white(raw, f"white card {i}")
             for i, raw in enumerate(self.card_list(data.get("white", []), "'white'"))
         ]
         blacks = [
@@ -190,31 +252,24 @@ class _Reader:
         packs = data.get("packs")
         if packs is None:
             meta = (slugify(self.path.stem), self.path.stem, False, "")
-            return [self.deck(meta, list(enumerate(blacks)), list(enumerate(whites)), "file")]
-        decks = []
+            yield self.deck(meta, list(enumerate(blacks)), list(enumerate(whites)))
+            return
         for key, pack, where in self.pack_entries(packs):
             meta = self.deck_meta(key, pack, where)
             b = self.indices(pack.get("black"), len(blacks), f"{where} 'black'")
             w = self.indices(pack.get("white"), len(whites), f"{where} 'white'")
-            decks.append(
-                self.deck(meta, [(i, blacks[i]) for i in b], [(i, whites[i]) for i in w], where)
-            )
-        return decks
+            yield self.deck(meta, [(i, blacks[i]) for i in b], [(i, whites[i]) for i in w])
 
-    def full(self, packs: Any) -> list[Deck]:
-        decks = []
+    def full(self, packs: Any) -> Iterator[Deck | None]:
         for key, pack, where in self.pack_entries(packs):
             meta = self.deck_meta(key, pack, where)
             raw_w = self.card_list(pack.get("white", []), f"{where} 'white'")
             raw_b = self.card_list(pack.get("black", []), f"{where} 'black'")
-            white = [
-                (i, self.white_text(r, f"{where} white card {i}")) for i, r in enumerate(raw_w)
-            ]
+            white = [(i, self.white(r, f"{where} white card {i}")) for i, r in enumerate(raw_w)]
             black = [(i, self.black(r, f"{where} black card {i}")) for i, r in enumerate(raw_b)]
-            decks.append(self.deck(meta, black, white, where))
-        return decks
+            yield self.deck(meta, black, white)
 
-    def load(self) -> list[Deck]:
+    def load(self) -> DeckFile:
         try:
             size = self.path.stat().st_size
             if size > MAX_FILE_BYTES:
@@ -229,24 +284,41 @@ class _Reader:
         except (OSError, UnicodeDecodeError) as exc:
             raise self.fail(f"cannot read file: {exc}") from exc
         if isinstance(data, Mapping) and ("white" in data or "black" in data):
-            decks = self.compact(data)
+            found = list(self.compact(data))
         elif isinstance(data, (list, Mapping)):
-            decks = self.full(data)
+            found = list(self.full(data))
         else:
             raise self.fail("expected a JSON object or list of packs")
-        if not decks:
+        if not found:
             raise self.fail("no packs in file")
-        seen: set[str] = set()
-        for deck in decks:
-            if deck.id in seen:
-                raise self.fail(f"deck id {deck.id!r} appears twice")
-            seen.add(deck.id)
-        return decks
+        decks = [deck for deck in found if deck is not None]
+        if not decks:
+            raise self.fail(f"no playable card in file (set aside: {self.set_aside.summary()})")
+        return DeckFile(self.path, decks, self.set_aside, self.renamed)
+
+
+def read_deck_file(path: Path | str) -> DeckFile:
+    """The playable decks of one file and what was set aside; raises DeckError naming the file
+    when its structure is broken."""
+    return _Reader(Path(path)).load()
 
 
 def load_deck_file(path: Path | str) -> list[Deck]:
-    """The decks of one file; raises DeckError naming the file and the problem."""
-    return _Reader(Path(path)).load()
+    """The playable decks of one file; raises DeckError naming the file and the problem."""
+    return read_deck_file(path).decks
+
+
+def log_deck_file(loaded: DeckFile) -> None:
+    """One line per file, plus one naming what was set aside or renamed."""
+    decks = loaded.decks
+    logger.info("deck file %s: %d decks, %d black and %d white cards", loaded.path, len(decks),
+                sum(len(d.black) for d in decks), sum(len(d.white) for d in decks))
+    if loaded.set_aside.total:
+        logger.warning("deck file %s: set aside %d unplayable cards or packs: %s", loaded.path,
+                       loaded.set_aside.total, loaded.set_aside.summary())
+    if loaded.renamed:
+        logger.info("deck file %s: pack names with a taken id were given %s", loaded.path,
+                    ", ".join(f"{name!r} -> {i}" for name, i in loaded.renamed.items()))
 
 
 class DeckLibrary:
@@ -274,10 +346,16 @@ class DeckLibrary:
 
 
 def load_library(extra_paths: Iterable[Path | str] = (), *, builtin: bool = True) -> DeckLibrary:
-    """The built-in deck plus every deck in ``extra_paths``. Fails on the first bad file."""
+    """The built-in deck plus every deck in ``extra_paths``, each file logged once. Fails on the
+    first file whose structure is broken."""
     paths: list[Path | str] = [*BUILTIN_DECK_FILES] if builtin else []
     paths.extend(extra_paths)
-    return DeckLibrary(deck for path in paths for deck in load_deck_file(path))
+    decks: list[Deck] = []
+    for path in paths:
+        loaded = read_deck_file(path)
+        log_deck_file(loaded)
+        decks.extend(loaded.decks)
+    return DeckLibrary(decks)
 
 
 @lru_cache(maxsize=1)

@@ -1,79 +1,52 @@
-"""Card text: cleaning, limits, blanks and the composed sentence. Pure functions, no I/O."""
+"""The composed sentence of a card combination: answers in the blanks. Pure functions, no I/O.
+
+Card rules (cleaning, limits, blank syntax) live in `app.core.cards`; the names are re-exported
+here for the renderer's callers.
+"""
 
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
+from app.core.cards import (
+    BLANK_RE,
+    MAX_BLACK_CHARS,
+    MAX_WHITE_CARDS,
+    MAX_WHITE_CHARS,
+    CardError,
+    check_combination,
+    clean_text,
+)
 from app.video.errors import InvalidCardsError
 
-MAX_BLACK_CHARS = 300
-MAX_WHITE_CHARS = 150
-MAX_WHITE_CARDS = 5
-# Inputs longer than this many times the limit are refused before any cleaning work.
-_HARD_CAP_FACTOR = 8
-
-BLANK_RE = re.compile(r"_{1,}")
-_KEEP_FORMAT = {"\u200c", "\u200d"}  # ZWNJ, ZWJ: needed by scripts and emoji sequences
-_WHITESPACE_CONTROLS = {"\t", "\n", "\r", "\x0b", "\x0c", "\x85", "\u2028", "\u2029"}
-_DROPPED_CATEGORIES = {"Cc", "Cn", "Co"}
-_TAG_RANGE = range(0xE0020, 0xE0080)  # tag characters of flag sequences (category Cf)
-
-
-def clean_text(text: str) -> str:
-    """Normalise a card text into something every later stage can handle.
-
-    Lone surrogates become U+FFFD, surrogate pairs are joined, control and unassigned characters
-    are dropped, bidi overrides and invisible format characters are removed (ZWJ/ZWNJ and emoji
-    tags stay), whitespace is collapsed, and the result is NFC.
-    """
-    joined = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
-    out: list[str] = []
-    for ch in unicodedata.normalize("NFC", joined):
-        if ch in _WHITESPACE_CONTROLS:
-            out.append(" ")
-            continue
-        category = unicodedata.category(ch)
-        if category in _DROPPED_CATEGORIES:
-            continue
-        if category == "Cf" and ch not in _KEEP_FORMAT and ord(ch) not in _TAG_RANGE:
-            continue
-        out.append(ch)
-    return " ".join("".join(out).split())
-
-
-def _checked(text: object, *, limit: int, what: str) -> str:
-    if not isinstance(text, str):
-        raise InvalidCardsError(f"{what} must be a string, not {type(text).__name__}")
-    if len(text) > limit * _HARD_CAP_FACTOR:
-        raise InvalidCardsError(f"{what} is {len(text)} characters long; the limit is {limit}")
-    cleaned = clean_text(text)
-    if not cleaned:
-        raise InvalidCardsError(f"{what} is empty")
-    if len(cleaned) > limit:
-        raise InvalidCardsError(f"{what} is {len(cleaned)} characters long; the limit is {limit}")
-    return cleaned
+__all__ = [
+    "BLANK_RE",
+    "MAX_BLACK_CHARS",
+    "MAX_WHITE_CARDS",
+    "MAX_WHITE_CHARS",
+    "Role",
+    "Segment",
+    "clean_text",
+    "compose",
+    "sentence",
+    "validate_cards",
+]
 
 
 def validate_cards(black_card: object, white_cards: object) -> tuple[str, tuple[str, ...]]:
-    """Return the cleaned (black, whites), or raise `InvalidCardsError` with a clear message."""
-    black = _checked(black_card, limit=MAX_BLACK_CHARS, what="black card")
-    if isinstance(white_cards, str) or not isinstance(white_cards, Sequence):
-        raise InvalidCardsError("white_cards must be a list of strings")
-    if not white_cards:
-        raise InvalidCardsError("at least one white card is required")
-    if len(white_cards) > MAX_WHITE_CARDS:
-        raise InvalidCardsError(
-            f"{len(white_cards)} white cards given; at most {MAX_WHITE_CARDS} are supported"
-        )
-    whites = tuple(
-        _checked(w, limit=MAX_WHITE_CHARS, what=f"white card {i + 1}")
-        for i, w in enumerate(white_cards)
-    )
-    return black, whites
+    """The display texts (black, whites) of a combination, or `InvalidCardsError` saying why.
+
+    The rules (limits, normalisation) are those of `app.core.cards`, so whatever the game deals
+    and the cache keys renders here.
+    """
+    try:
+        black, whites = check_combination(black_card, white_cards)
+    except CardError as exc:
+        raise InvalidCardsError(str(exc)) from None
+    return clean_text(black), tuple(clean_text(w) for w in whites)
 
 
 class Role(Enum):
@@ -105,21 +78,59 @@ def _fit_answer(answer: str, following: str) -> str:
     return answer
 
 
+# Text before a blank after which the answer starts a sentence, a quotation or a heading, and so
+# keeps its capital: nothing, or `.` `!` `?` (maybe closed by a quote or bracket), an opening
+# quote, or a colon.
+_STARTS_SENTENCE = re.compile(r"""(?:^|[.!?]["'\u201d\u2019)\]]*|["\u201c\u2018]|:)\s*$""")
+
+
+def _is_i(word: str) -> bool:
+    return word == "I" or word.startswith(("I'", "I\u2019"))
+
+
+def _keeps_capital(first: str, second: str) -> bool:
+    """Whether an answer's capital is part of the words (acronym, name), not of a sentence."""
+    if _is_i(first):
+        return True
+    if any(c.isupper() for c in first[1:]):  # an acronym or a name: "DJ", "NASA", "McDonald's"
+        return True
+    # a name or title of several words: "Darth Vader", "Bill Nye the Science Guy"
+    return second[:1].isupper() and not _is_i(second)
+
+
+def fit_case(answer: str, before: str) -> str:
+    """Lower-case the first letter of an answer written into a blank mid-sentence.
+
+    The capital stays at the start of a sentence, a quotation or a heading (see
+    `_STARTS_SENTENCE`) and when `_keeps_capital` says the word needs it.
+    """
+    if not answer[:1].isupper() or _STARTS_SENTENCE.search(before):
+        return answer
+    words = answer.split(maxsplit=2)
+    if _keeps_capital(words[0], words[1] if len(words) > 1 else ""):
+        return answer
+    return answer[0].lower() + answer[1:]
+
+
 def compose(black: str, whites: Sequence[str]) -> list[Segment]:
     """Fill the blanks of the black card with the answers, in order.
 
-    Extra answers (or all of them, when the prompt has no blank) become paragraphs below the
+    An answer written into a blank mid-sentence loses its initial capital (`fit_case`). Extra
+    answers (or all of them, when the prompt has no blank) become paragraphs below the
     prompt; blanks without an answer stay as drawn blanks.
     """
     parts = BLANK_RE.split(black)
     blanks = len(parts) - 1
     segments: list[Segment] = []
+    before = ""
     for i, part in enumerate(parts):
         if part:
             segments.append(Segment(part, Role.PROMPT))
+        before += part
         if i < blanks:
             if i < len(whites):
-                text = _fit_answer(whites[i], parts[i + 1])
+                text = fit_case(_fit_answer(whites[i], parts[i + 1]), before)
+                before += text
                 segments.append(Segment(text, Role.ANSWER, answer=i, in_blank=True))
             else:
                 segments.append(Segment("_____", Role.PROMPT))

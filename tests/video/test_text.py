@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from app.core import cards
+from app.game.cards import count_blanks
 from app.video.errors import InvalidCardsError, VideoGenerationError
 from app.video.text import (
     MAX_BLACK_CHARS,
@@ -27,11 +29,11 @@ def test_clean_text_drops_controls_and_fixes_surrogates() -> None:
 
 
 def test_validate_cards_gives_clear_errors() -> None:
-    with pytest.raises(InvalidCardsError, match="black card is 301 characters"):
+    with pytest.raises(InvalidCardsError, match=f"black_card is {MAX_BLACK_CHARS + 1} characters"):
         validate_cards("x" * (MAX_BLACK_CHARS + 1), ["a"])
-    with pytest.raises(InvalidCardsError, match="white card 2 is"):
+    with pytest.raises(InvalidCardsError, match=r"white_cards\[1\] is"):
         validate_cards("Why?", ["ok", "y" * (MAX_WHITE_CHARS + 1)])
-    with pytest.raises(InvalidCardsError, match="at most 5"):
+    with pytest.raises(InvalidCardsError, match=f"at most {MAX_WHITE_CARDS}"):
         validate_cards("Why?", ["a"] * (MAX_WHITE_CARDS + 1))
     with pytest.raises(InvalidCardsError, match="at least one"):
         validate_cards("Why?", [])
@@ -48,12 +50,37 @@ def test_validate_cards_gives_clear_errors() -> None:
     assert issubclass(InvalidCardsError, VideoGenerationError)
 
 
+def test_renderer_limits_are_the_card_rules() -> None:
+    """Bug 1: the renderer refused white cards the deck loader accepted (150 vs 500)."""
+    assert (MAX_BLACK_CHARS, MAX_WHITE_CHARS, MAX_WHITE_CARDS) == (
+        cards.MAX_BLACK_CHARS, cards.MAX_WHITE_CHARS, cards.MAX_WHITE_CARDS)
+    black, whites = validate_cards("b" * MAX_BLACK_CHARS, ["w" * MAX_WHITE_CHARS] * 3)
+    assert (len(black), [len(w) for w in whites]) == (MAX_BLACK_CHARS, [MAX_WHITE_CHARS] * 3)
+
+
+def test_validate_cards_returns_the_display_text() -> None:
+    assert validate_cards("  Why\tnot  _? ", ["  A\n cat "]) == ("Why not _?", ("A cat",))
+
+
+def test_blank_grammar_is_shared_with_the_game() -> None:
+    """Bug 2: the game counted one blank in "I love _word_ and _.", the renderer three."""
+    card = "I love _word_ and _."
+    segments = compose(card, ["Cats", "Dogs", "Fish"])
+    assert count_blanks(card) == 3
+    assert sum(s.in_blank for s in segments) == count_blanks(card)
+    assert sentence(segments) == "I love catsworddogs and fish."
+    for card, blanks in [("I got _ed.", 1), ("Cats and_", 1), ("My i_ is _.", 2), ("Why?", 0),
+                         ("___ vs ___", 2)]:
+        assert count_blanks(card) == blanks
+        assert sum(s.in_blank for s in compose(card, ["x", "y"])) == min(blanks, 2)
+
+
 def test_compose_fills_blanks_in_order() -> None:
-    segments = compose("_ + _ = _.", ["A", "B"])
+    segments = compose("_ + _ = _.", ["Ab", "Cd"])
     assert [(s.text, s.role, s.answer, s.in_blank) for s in segments] == [
-        ("A", Role.ANSWER, 0, True),
+        ("Ab", Role.ANSWER, 0, True),
         (" + ", Role.PROMPT, -1, False),
-        ("B", Role.ANSWER, 1, True),
+        ("cd", Role.ANSWER, 1, True),
         (" = ", Role.PROMPT, -1, False),
         ("_____", Role.PROMPT, -1, False),
         (".", Role.PROMPT, -1, False),
@@ -67,5 +94,39 @@ def test_compose_without_blank_puts_answers_below() -> None:
 
 
 def test_answer_period_dropped_before_punctuation() -> None:
-    assert sentence(compose("I love _!", ["Cats."])) == "I love Cats!"
-    assert sentence(compose("I love _ a lot", ["Cats."])) == "I love Cats. a lot"
+    assert sentence(compose("I love _!", ["Cats."])) == "I love cats!"
+    assert sentence(compose("I love _ a lot", ["Cats."])) == "I love cats. a lot"
+
+
+@pytest.mark.parametrize(
+    ("black", "white", "expected"),
+    [
+        # mid-sentence: lower-cased
+        ("I got paid in _.", "A zombie.", "I got paid in a zombie."),
+        ("Why am I sticky? _ and _.", "Glue", "Why am I sticky? Glue and _____."),
+        ("It's _ time!", "Soggy cereal", "It's soggy cereal time!"),
+        ("I love _.", "Everything I own.", "I love everything I own."),
+        # sentence, quotation or heading start: kept
+        ("_ is my jam.", "A zombie", "A zombie is my jam."),
+        ("Why? _.", "Cats", "Why? Cats."),
+        ("Stop. _!", "Dogs", "Stop. Dogs!"),
+        ('He said "_".', "Hello there", 'He said "Hello there".'),
+        ("Next on TV: _.", "The news", "Next on TV: The news."),
+        # acronyms, "I" and names: kept
+        ("I love _.", "NASA rockets.", "I love NASA rockets."),
+        ("I love _.", "DJs.", "I love DJs."),
+        ("I love _.", "McDonald's.", "I love McDonald's."),
+        ("I love _.", "I'm not sure.", "I love I'm not sure."),
+        ("I love _.", "Darth Vader.", "I love Darth Vader."),
+        ("I love _.", "Bill Nye the Science Guy.", "I love Bill Nye the Science Guy."),
+        # nothing to lower
+        ("I love _.", "42 cats.", "I love 42 cats."),
+        ("I love _.", "\u00c9clairs.", "I love \u00e9clairs."),
+    ],
+)
+def test_answers_mid_sentence_lose_their_capital(black: str, white: str, expected: str) -> None:
+    assert sentence(compose(black, [white])) == expected
+
+
+def test_answers_below_a_question_keep_their_capital() -> None:
+    assert sentence(compose("What is love?", ["A zombie."])) == "What is love? A zombie."
