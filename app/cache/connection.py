@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
 import redis.asyncio as aioredis
 from redis.backoff import NoBackoff
+from redis.connection import parse_url
 from redis.retry import Retry
 
 from app.core.config import Settings
@@ -44,6 +46,23 @@ def effective_url(settings: Settings) -> str:
     parts = urlsplit(settings.redis_url)
     return urlunsplit((parts.scheme, parts.netloc, f"/{settings.redis_db}", parts.query,
                        parts.fragment))
+
+
+def redis_target(settings: Settings) -> str:
+    """A short, password-free name of the Redis a write is meant for: host, port and db.
+
+    The outage journal tags each record with it, so a journal is never replayed into another
+    Redis than the one its writes were acknowledged for.
+    """
+    if is_memory_url(settings.redis_url):
+        return "memory"
+    options = parse_url(effective_url(settings))  # type: ignore[no-untyped-call]
+    if "path" in options:
+        place = f"unix:{options['path']}"
+    else:
+        place = f"{options.get('host', 'localhost')}:{options.get('port', 6379)}"
+    digest = hashlib.sha256(f"{place}/{options.get('db', 0)}".encode()).hexdigest()
+    return digest[:16]
 
 
 def client_options(settings: Settings) -> dict[str, Any]:

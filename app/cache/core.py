@@ -11,16 +11,33 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from app.cache.breaker import CircuitBreaker
-from app.cache.connection import is_memory_url, mask_url
+from app.cache.connection import is_memory_url, mask_url, redis_target
 from app.cache.entry import CacheEntry, CorruptEntryError, expiry_for, utc_now_iso
-from app.cache.errors import CacheBackendError, RedisBusy, WrongTypeError, map_backend_error
+from app.cache.errors import (
+    CacheBackendError,
+    RedisBusy,
+    RedisUnavailable,
+    WrongTypeError,
+    map_backend_error,
+)
 from app.cache.journal import Claim, Journal, JournalRecord
 from app.cache.keys import KEY_PREFIX
 from app.cache.memory_store import MemoryStore
-from app.cache.plans import Call, LocalCall, Plan
+from app.cache.plans import (
+    Delete,
+    Eval,
+    LocalCall,
+    MGet,
+    Ping,
+    Plan,
+    RedisStep,
+    Scan,
+    Set,
+    Ttl,
+)
 from app.cache.replay import REPLAY_SCRIPT, replay_arguments
 from app.cache.stats import CacheCounters
 from app.core.config import Settings
@@ -28,6 +45,7 @@ from app.core.config import Settings
 logger = logging.getLogger("app.services.video_cache")
 
 PROBE_KEY = "punchline:probe"
+T = TypeVar("T")
 
 
 class NeedRedis(enum.Enum):
@@ -39,12 +57,16 @@ MAX_CORRUPT_KEYS_LOGGED = 10_000
 
 
 class CacheCore:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, read_only: bool = False) -> None:
         self.settings = settings
+        # A read-only core (the CLI's stats, get, doctor) never writes to Redis or the journal,
+        # and never replays: reading must not change what another process left behind.
+        self.read_only = read_only
         self.memory_only = is_memory_url(settings.redis_url)
         self.memory = MemoryStore(settings.cache_memory_max_entries)
         self.breaker = CircuitBreaker(settings.cache_probe_base, settings.cache_probe_max_interval)
-        self.journal = Journal(settings.journal_path, settings.cache_journal_fsync)
+        self.target = redis_target(settings)
+        self.journal = Journal(settings.journal_path, settings.cache_journal_fsync, self.target)
         self.counters = CacheCounters()
         self.near_live = False  # set by the invalidation listener while tracking is on
         self.invalidation_epoch = 0
@@ -53,6 +75,8 @@ class CacheCore:
         self.journal_errors = 0
         self._busy_logged_at = -1e9
         self.on_outage: Callable[[], None] | None = None  # e.g. start a recovery probe
+        # Called (from the probe's thread or task) when Redis is back, e.g. wake the healer.
+        self.on_recover: list[Callable[[], None]] = []
 
     # --- state --------------------------------------------------------------------------------
     @property
@@ -139,6 +163,12 @@ class CacheCore:
                 self.memory.mark_stale(key)
 
     # --- the journal: local disk work, run by the drivers as LocalCalls -------------------------
+    def _record(self, key: str, entry: CacheEntry | None, expires: float | None,
+                at: str) -> JournalRecord:
+        if self.read_only:
+            raise RuntimeError("a read-only cache does not write")
+        return JournalRecord(key, entry, expires, at, self.target)
+
     def _journal_append(self, record: JournalRecord) -> bool:
         try:
             self.journal.append(record)
@@ -187,13 +217,13 @@ class CacheCore:
     def plan_connect(self) -> Plan[bool]:
         """Start-up: ping Redis and log the outcome with the spec's lines."""
         if not self.memory_only:
-            yield LocalCall(self.restore_journal)
+            yield from LocalCall(self.restore_journal)
         if self.memory_only:
             logger.info("REDIS_URL is %s: using the in-memory cache only",
                         mask_url(self.settings.redis_url))
             return False
         try:
-            yield Call("ping")
+            yield from Ping()
         except CacheBackendError as exc:
             self.record_failure(exc)
             return False
@@ -270,7 +300,7 @@ class CacheCore:
             return results
         epoch = self.invalidation_epoch
         try:
-            raws = yield Call("mget", ([keys[i] for i in missing],))
+            raws = yield from MGet([keys[i] for i in missing])
         except CacheBackendError as exc:
             self.record_failure(exc)
             for i in missing:
@@ -295,14 +325,15 @@ class CacheCore:
         return results
 
     def plan_set(self, key: str, entry: CacheEntry) -> Plan[None]:
+        if self.read_only:
+            raise RuntimeError("a read-only cache does not write")
         ttl = self.settings.cache_temporary_ttl
         now = time.time()
         expires = expiry_for(entry, ttl, now)
         if self.redis_usable:
-            kwargs: dict[str, Any] = {} if entry.permanent else {"ex": ttl}
             epoch = self.invalidation_epoch
             try:
-                yield Call("set", (key, entry.encode()), kwargs)
+                yield from Set(key, entry.encode(), px=None if entry.permanent else ttl * 1000)
             except CacheBackendError as exc:
                 self.record_failure(exc)
             else:
@@ -314,30 +345,33 @@ class CacheCore:
         self.counters.sets += 1
         if not self.memory_only:
             self.counters.fallbacks += 1
-            yield LocalCall(self._journal_append,
-                            (JournalRecord(key, entry, expires, entry.created_at),))
+            yield from LocalCall(self._journal_append,
+                                 (self._record(key, entry, expires, entry.created_at),))
         self.memory.set(key, entry, expires)
         return None
 
     def plan_delete(self, key: str) -> Plan[bool]:
+        if self.read_only:
+            raise RuntimeError("a read-only cache does not write")
         found_in_memory = self.memory.delete(key)
         self.counters.deletes += 1
         if self.redis_usable:
             try:
-                removed = yield Call("delete", (key,))
+                removed = yield from Delete(key)
             except CacheBackendError as exc:
                 self.record_failure(exc)
             else:
                 return bool(removed) or found_in_memory
         if not self.memory_only:
-            yield LocalCall(self._journal_append, (JournalRecord(key, None, None, utc_now_iso()),))
+            yield from LocalCall(self._journal_append,
+                                 (self._record(key, None, None, utc_now_iso()),))
         return found_in_memory
 
     def plan_ttl(self, key: str) -> Plan[float | None]:
         """Seconds left, -1 when permanent, None when absent: like `redis-cli TTL`."""
         if self.redis_usable:
             try:
-                ttl = yield Call("ttl", (key,))
+                ttl = yield from Ttl(key)
             except CacheBackendError as exc:
                 self.record_failure(exc)
             else:
@@ -350,8 +384,7 @@ class CacheCore:
             total, cursor = 0, 0
             try:
                 while True:
-                    cursor, batch = yield Call("scan", (cursor,),
-                                               {"match": KEY_PREFIX + "*", "count": 1000})
+                    cursor, batch = yield from Scan(cursor, KEY_PREFIX + "*")
                     total += len(batch)
                     if cursor == 0:
                         return total
@@ -359,10 +392,48 @@ class CacheCore:
                 self.record_failure(exc)
         return self.memory.count_live()
 
+    def plan_purge(self, temporary_only: bool) -> Plan[int]:
+        """Delete every `video:*` entry in Redis (only those with a TTL when `temporary_only`).
+
+        Raises RedisUnavailable when Redis is not in use: a purge of memory alone would lie.
+        """
+        if self.read_only:
+            raise RuntimeError("a read-only cache does not write")
+        if not self.redis_usable:
+            raise RedisUnavailable(self.breaker.last_error or "Redis is not configured")
+        deleted, cursor = 0, 0
+        while True:
+            cursor, batch = yield from Scan(cursor, KEY_PREFIX + "*")
+            for raw in batch:
+                key = raw.decode() if isinstance(raw, bytes) else raw
+                if temporary_only and (yield from Ttl(key)) < 0:
+                    continue
+                deleted += yield from Delete(key)
+                self.memory.delete(key)
+            if cursor == 0:
+                return deleted
+
+    def plan_shared(self, step: RedisStep[T]) -> Plan[T]:
+        """One command on another layer's shared state (locks, popularity, negative cache).
+
+        Raises RedisUnavailable at once while the breaker is open; an outage it meets opens
+        the breaker like any cache call.
+        """
+        if not self.redis_usable:
+            raise RedisUnavailable(self.breaker.last_error or "Redis is not in use")
+        try:
+            return (yield from step)
+        except (RedisUnavailable, RedisBusy) as exc:
+            self.record_failure(exc)
+            raise
+
     def plan_recover(self) -> Plan[bool]:
         """One probe: check Redis accepts a write, replay the journal, close the breaker."""
         try:
-            yield Call("set", (PROBE_KEY, utc_now_iso()), {"px": 10_000})
+            if self.read_only:
+                yield from Ping()
+            else:
+                yield from Set(PROBE_KEY, utc_now_iso(), px=10_000)
             replayed, kept = yield from self._plan_replay()
         except CacheBackendError as exc:
             self.breaker.probe_failed(str(exc))
@@ -374,6 +445,8 @@ class CacheCore:
         self.invalidation_epoch += 1
         logger.info("✅ Reconnected to Redis for video caching after %.1fs "
                     "(replayed %d writes, kept %d newer values)", downtime, replayed, kept)
+        for callback in self.on_recover:
+            callback()
         try:  # writes that raced with the breaker closing
             yield from self._plan_replay()
         except CacheBackendError as exc:
@@ -395,7 +468,9 @@ class CacheCore:
             return False
 
     def _plan_replay(self) -> Plan[tuple[int, int]]:
-        claim: Claim | None = yield LocalCall(self._journal_claim)
+        if self.read_only:
+            return 0, 0
+        claim = yield from LocalCall(self._journal_claim)
         if claim is None:
             return 0, 0
         written = kept = 0
@@ -403,12 +478,12 @@ class CacheCore:
             args = replay_arguments(record)
             if args is None:
                 continue
-            result = yield Call("eval", (REPLAY_SCRIPT, 1, record.key, *args))
-            if int(result) == 1:
+            result = yield from Eval(REPLAY_SCRIPT, (record.key,), args)
+            if result == 1:
                 written += 1
             else:
                 kept += 1
-        yield LocalCall(self._journal_release, (claim,))
+        yield from LocalCall(self._journal_release, (claim,))
         self.counters.replayed += written
         self.counters.replay_kept_newer += kept
         return written, kept

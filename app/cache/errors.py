@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Literal
 
 from redis import exceptions as redis_errors
 
@@ -46,3 +47,26 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, redis_errors.ResponseError):
         return f"{type(exc).__name__}: {text}"
     return text
+
+
+class mapped_errors:  # lower case: used like contextlib.suppress
+    """`with mapped_errors():` raises the cache error for a Redis/OS/timeout failure.
+
+    The one home of that mapping for code that talks to Redis outside a plan (the shared
+    helpers, the doctor, the CLI); a plan's driver uses `map_backend_error` directly. A class,
+    not a generator: it sits on hot paths and must cost next to nothing.
+    """
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: object) -> Literal[False]:
+        if exc is None:
+            return False
+        mapped = map_backend_error(exc)
+        if mapped is None:
+            return False  # a bug of ours: let it through untouched
+        raise mapped from exc

@@ -1,8 +1,15 @@
 """Outage journal: writes made while Redis is unreachable, kept on local disk.
 
-Each line is one JSON record `{"key", "entry" | null, "expires_at", "at"}`; a null entry is a
-delete. The journal makes an acknowledged write survive an app restart during an outage, and is
-replayed into Redis when it returns.
+Each line is one JSON record `{"key", "entry" | null, "expires_at", "at", "target"}`; a null
+entry is a delete. The journal makes an acknowledged write survive an app restart during an
+outage, and is replayed into Redis when it returns.
+
+`target` names the Redis the write was meant for (a hash of host, port and db, see
+`connection.redis_target`). A process replays and restores only its own target's records;
+records for another Redis (REDIS_URL changed, or a DATA_DIR shared by instances of different
+Redis servers) are set aside in `<journal>.aside.<target>.<id>` with a warning. They are never
+replayed into the wrong Redis, and a process whose REDIS_URL names their target later replays
+them. Records written before targets existed are set aside as `unknown`.
 
 Several processes may share one data directory. Appends and claims take an exclusive `flock`,
 so no append can land in a file after it was claimed. A replayer claims the live journal by
@@ -31,6 +38,7 @@ from app.cache.entry import CacheEntry, CorruptEntryError
 logger = logging.getLogger(__name__)
 
 FsyncPolicy = Literal["always", "permanent", "never"]
+UNKNOWN_TARGET = "unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,10 +47,11 @@ class JournalRecord:
     entry: CacheEntry | None  # None = delete
     expires_at: float | None
     at: str  # ISO time of the write; orders deletes against entries
+    target: str = UNKNOWN_TARGET  # the Redis the write was meant for
 
     def to_line(self) -> bytes:
         data = {"key": self.key, "entry": None if self.entry is None else self.entry.to_dict(),
-                "expires_at": self.expires_at, "at": self.at}
+                "expires_at": self.expires_at, "at": self.at, "target": self.target}
         return json.dumps(data, separators=(",", ":")).encode("utf-8") + b"\n"
 
     @classmethod
@@ -52,7 +61,8 @@ class JournalRecord:
         entry = None if raw_entry is None else CacheEntry.from_dict(raw_entry)
         expires = data.get("expires_at")
         return cls(key=str(data["key"]), entry=entry,
-                   expires_at=None if expires is None else float(expires), at=str(data["at"]))
+                   expires_at=None if expires is None else float(expires), at=str(data["at"]),
+                   target=str(data.get("target") or UNKNOWN_TARGET))
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +83,11 @@ def latest_live(records: list[JournalRecord]) -> list[JournalRecord]:
 
 
 class Journal:
-    def __init__(self, path: Path, fsync: FsyncPolicy = "permanent") -> None:
+    def __init__(self, path: Path, fsync: FsyncPolicy = "permanent",
+                 target: str = UNKNOWN_TARGET) -> None:
         self.path = path
         self.fsync = fsync
+        self.target = target
         self._lock = threading.Lock()
 
     @contextmanager
@@ -91,7 +103,34 @@ class Journal:
                     fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _claim_files(self) -> list[Path]:
-        return sorted(self.path.parent.glob(self.path.name + ".replaying.*"))
+        """Orphaned claims, plus writes set aside earlier for our own target."""
+        directory, name = self.path.parent, self.path.name
+        return [*sorted(directory.glob(name + ".replaying.*")),
+                *sorted(directory.glob(f"{name}.aside.{self.target}.*"))]
+
+    def aside_files(self) -> list[Path]:
+        """Files holding writes meant for another Redis (never replayed here)."""
+        own = f"{self.path.name}.aside.{self.target}."
+        return [path for path in sorted(self.path.parent.glob(self.path.name + ".aside.*"))
+                if not path.name.startswith(own)]
+
+    def _set_aside(self, records: list[JournalRecord]) -> None:
+        """Move records of other targets to their own files before their claim is deleted."""
+        by_target: dict[str, list[JournalRecord]] = {}
+        for record in records:
+            by_target.setdefault(record.target, []).append(record)
+        for target, group in by_target.items():
+            safe = "".join(char for char in target if char.isalnum())[:32] or UNKNOWN_TARGET
+            path = self.path.with_name(f"{self.path.name}.aside.{safe}.{uuid.uuid4().hex}")
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                os.write(fd, b"".join(record.to_line() for record in group))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            logger.warning("Set aside %d journaled writes meant for another Redis (target %s, "
+                           "this one is %s) in %s: they are never replayed here", len(group),
+                           target, self.target, path)
 
     def append(self, record: JournalRecord) -> None:
         """Write one record; raises OSError when the disk refuses."""
@@ -133,7 +172,7 @@ class Journal:
         records: list[JournalRecord] = []
         for path in self.all_files():
             records += self._read(path)
-        return latest_live(records)
+        return latest_live([r for r in records if r.target == self.target])
 
     def claim(self) -> Claim:
         """Take the live journal and every orphaned claim for replaying."""
@@ -145,7 +184,11 @@ class Journal:
         records: list[JournalRecord] = []
         for path in files:
             records += self._read(path)
-        return Claim(files, latest_live(records), len(records))
+        foreign = [r for r in records if r.target != self.target]
+        if foreign:
+            self._set_aside(foreign)
+        own = [r for r in records if r.target == self.target]
+        return Claim(files, latest_live(own), len(records))
 
     def release(self, claim: Claim) -> None:
         """The claim is in Redis: delete its files."""

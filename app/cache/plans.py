@@ -1,18 +1,21 @@
 """Plans: cache operations written once, as generators that yield the I/O they need.
 
-A plan never does I/O itself. It yields a `Call` (a Redis command) or a `LocalCall` (blocking
-local work, such as the journal on disk); a driver runs it and sends back the result. The sync
-driver runs both inline. The async driver awaits the command on a `redis.asyncio` client (same
-method names as the sync one) and runs local work in a thread, so the event loop never blocks.
-Redis errors are mapped once (`app/cache/errors.py`) and thrown into the plan, which decides
-what to do. So the sync and the async API share every line of logic.
+A plan never does I/O itself. It asks for a typed step with `result = yield from Get(key)`:
+a `RedisStep` (one Redis command, with its sync and its async form side by side, so mypy
+checks every call against redis-py's types) or a `LocalCall` (blocking local work, such as the
+journal on disk). A driver runs the step and sends back its result. The sync driver runs both
+inline; the async driver awaits the command on a `redis.asyncio` client and runs local work in
+a thread, so the event loop never blocks. Redis errors are mapped once (`app/cache/errors.py`)
+and thrown into the plan, which decides what to do. So the sync and the async API share every
+line of logic.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Generator, Mapping
-from typing import Any, NamedTuple, TypeVar
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar, cast
 
 import redis
 import redis.asyncio as aioredis
@@ -20,25 +23,150 @@ import redis.asyncio as aioredis
 from app.cache.errors import map_backend_error
 
 T = TypeVar("T")
+Raw = bytes | str | None
 
 
-class Call(NamedTuple):
-    """A Redis command: `client.<method>(*args, **kwargs)`."""
+class RedisStep(Generic[T]):
+    """One Redis command. `yield from step` in a plan returns what the command returned."""
 
-    method: str
-    args: tuple[Any, ...] = ()
-    kwargs: Mapping[str, Any] | None = None
+    __slots__ = ()
+
+    def sync(self, client: redis.Redis) -> T:
+        raise NotImplementedError
+
+    async def aio(self, client: aioredis.Redis) -> T:
+        raise NotImplementedError
+
+    def __iter__(self) -> Generator[Step, object, T]:
+        # The driver sends back exactly what `sync`/`aio` returned.
+        return cast(T, (yield self))
 
 
-class LocalCall(NamedTuple):
+@dataclass(slots=True)
+class LocalCall(Generic[T]):
     """Blocking local work; must not raise (it reports failure in its result)."""
 
-    function: Callable[..., Any]
+    function: Callable[..., T]
     args: tuple[Any, ...] = ()
 
+    def __iter__(self) -> Generator[Step, object, T]:
+        return cast(T, (yield self))
 
-Step = Call | LocalCall
-Plan = Generator[Step, Any, T]
+
+Step = RedisStep[Any] | LocalCall[Any]
+Plan = Generator[Step, object, T]
+
+
+@dataclass(slots=True)
+class Ping(RedisStep[bool]):
+    def sync(self, client: redis.Redis) -> bool:
+        return client.ping()
+
+    async def aio(self, client: aioredis.Redis) -> bool:
+        return await client.ping()
+
+
+@dataclass(slots=True)
+class Get(RedisStep[Raw]):
+    key: str
+
+    def sync(self, client: redis.Redis) -> Raw:
+        return client.get(self.key)
+
+    async def aio(self, client: aioredis.Redis) -> Raw:
+        return await client.get(self.key)
+
+
+@dataclass(slots=True)
+class MGet(RedisStep[list[Raw]]):
+    keys: list[str]
+
+    def sync(self, client: redis.Redis) -> list[Raw]:
+        return client.mget(self.keys)
+
+    async def aio(self, client: aioredis.Redis) -> list[Raw]:
+        return await client.mget(self.keys)
+
+
+@dataclass(slots=True)
+class Set(RedisStep[bool]):
+    """SET with an optional expiry in milliseconds; `only_if_absent` is NX. True when set."""
+
+    key: str
+    value: bytes | str
+    px: int | None = None
+    only_if_absent: bool = False
+
+    def sync(self, client: redis.Redis) -> bool:
+        return bool(client.set(self.key, self.value, px=self.px, nx=self.only_if_absent))
+
+    async def aio(self, client: aioredis.Redis) -> bool:
+        return bool(await client.set(self.key, self.value, px=self.px, nx=self.only_if_absent))
+
+
+@dataclass(slots=True)
+class Delete(RedisStep[int]):
+    key: str
+
+    def sync(self, client: redis.Redis) -> int:
+        return client.delete(self.key)
+
+    async def aio(self, client: aioredis.Redis) -> int:
+        return await client.delete(self.key)
+
+
+@dataclass(slots=True)
+class Exists(RedisStep[bool]):
+    key: str
+
+    def sync(self, client: redis.Redis) -> bool:
+        return bool(client.exists(self.key))
+
+    async def aio(self, client: aioredis.Redis) -> bool:
+        return bool(await client.exists(self.key))
+
+
+@dataclass(slots=True)
+class Ttl(RedisStep[int]):
+    """Seconds left; -1 without expiry, -2 when absent."""
+
+    key: str
+
+    def sync(self, client: redis.Redis) -> int:
+        return client.ttl(self.key)
+
+    async def aio(self, client: aioredis.Redis) -> int:
+        return await client.ttl(self.key)
+
+
+@dataclass(slots=True)
+class Scan(RedisStep[tuple[int, list[bytes | str]]]):
+    cursor: int
+    match: str
+    count: int = 1000
+
+    def sync(self, client: redis.Redis) -> tuple[int, list[bytes | str]]:
+        cursor, keys = client.scan(self.cursor, match=self.match, count=self.count)
+        return int(cursor), list(keys)
+
+    async def aio(self, client: aioredis.Redis) -> tuple[int, list[bytes | str]]:
+        cursor, keys = await client.scan(self.cursor, match=self.match, count=self.count)
+        return int(cursor), list(keys)
+
+
+@dataclass(slots=True)
+class Eval(RedisStep[int]):
+    """A Lua script whose reply is an integer."""
+
+    script: str
+    keys: Sequence[str]
+    args: Sequence[str]
+
+    def sync(self, client: redis.Redis) -> int:
+        return int(client.eval(self.script, len(self.keys), *self.keys, *self.args))
+
+    async def aio(self, client: aioredis.Redis) -> int:
+        return int(await client.eval(self.script, len(self.keys), *self.keys, *self.args))
 
 
 def _throw_mapped(plan: Plan[T], exc: Exception) -> Step:
@@ -60,7 +188,7 @@ def run_sync(plan: Plan[T], client_factory: Callable[[], redis.Redis]) -> T:
                 continue
             client = client or client_factory()
             try:
-                result = getattr(client, step.method)(*step.args, **(step.kwargs or {}))
+                result = step.sync(client)
             except Exception as exc:
                 step = _throw_mapped(plan, exc)
             else:
@@ -80,7 +208,7 @@ async def run_async(plan: Plan[T], client_factory: Callable[[], aioredis.Redis])
                 continue
             client = client or client_factory()
             try:
-                result = await getattr(client, step.method)(*step.args, **(step.kwargs or {}))
+                result = await step.aio(client)
             except Exception as exc:
                 step = _throw_mapped(plan, exc)
             else:
@@ -88,3 +216,61 @@ async def run_async(plan: Plan[T], client_factory: Callable[[], aioredis.Redis])
     except StopIteration as done:
         value: T = done.value
         return value
+
+
+# --- steps for other layers' shared state (app/cache/shared.py) ------------------------------
+@dataclass(slots=True)
+class PTtl(RedisStep[int]):
+    key: str
+
+    def sync(self, client: redis.Redis) -> int:
+        return client.pttl(self.key)
+
+    async def aio(self, client: aioredis.Redis) -> int:
+        return await client.pttl(self.key)
+
+
+@dataclass(slots=True)
+class ZIncrBy(RedisStep[float]):
+    key: str
+    amount: float
+    member: str
+
+    def sync(self, client: redis.Redis) -> float:
+        return float(client.zincrby(self.key, self.amount, self.member) or 0.0)
+
+    async def aio(self, client: aioredis.Redis) -> float:
+        return float(await client.zincrby(self.key, self.amount, self.member) or 0.0)
+
+
+@dataclass(slots=True)
+class ZTrim(RedisStep[int]):
+    """Keep the `keep` highest-scored members of a sorted set; returns how many went."""
+
+    key: str
+    keep: int
+
+    def sync(self, client: redis.Redis) -> int:
+        return int(client.zremrangebyrank(self.key, 0, -(self.keep + 1)))
+
+    async def aio(self, client: aioredis.Redis) -> int:
+        return int(await client.zremrangebyrank(self.key, 0, -(self.keep + 1)))
+
+
+@dataclass(slots=True)
+class ZTop(RedisStep[list[tuple[bytes | str, float]]]):
+    """The `count` highest-scored members with their scores, highest first."""
+
+    key: str
+    count: int
+
+    def sync(self, client: redis.Redis) -> list[tuple[bytes | str, float]]:
+        return _scored(client.zrevrange(self.key, 0, self.count - 1, withscores=True))
+
+    async def aio(self, client: aioredis.Redis) -> list[tuple[bytes | str, float]]:
+        return _scored(await client.zrevrange(self.key, 0, self.count - 1, withscores=True))
+
+
+def _scored(rows: Any) -> list[tuple[bytes | str, float]]:
+    """ZREVRANGE WITHSCORES rows (typed loosely by redis-py) as (member, score) pairs."""
+    return [(member, float(score)) for member, score in rows]

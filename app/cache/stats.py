@@ -19,6 +19,8 @@ class CacheCounters:
     reconnects: int = 0
     replayed: int = 0
     replay_kept_newer: int = 0
+    index_rebuilds: int = 0  # rebuilds of the index after Redis lost its data (healer.py)
+    index_restored: int = 0  # entries those rebuilds wrote back
 
     @property
     def hit_rate(self) -> float:

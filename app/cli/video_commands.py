@@ -1,7 +1,8 @@
 """Operator commands of the video layer: `reindex` and `warm --top N`.
 
-Register them on the CLI's Typer app with `register(app)`, or one by one:
-`app.command("reindex")(reindex_command)` and `app.command("warm")(warm_command)`.
+Both must reach Redis: a rebuild or a warm-up that lands in this process's memory and journal
+would vanish with it. So each says so and exits 1 when Redis is unreachable at the start, and
+when it became unreachable during the run.
 
 The CLI renders in a thread pool: a process pool would re-import the CLI's `__main__` in each
 worker, and a one-shot command has no event loop to protect.
@@ -10,27 +11,34 @@ worker, and a one-shot command has no event loop to protect.
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from app.core.config import Settings, get_settings
+from app.cache.connection import mask_url
+from app.cli.context import console, fail, settings_of
+from app.core.config import Settings
 from app.video.combos import Combo
 from app.video.pregen import PregenReport, pregenerate
-from app.video.reindex import ReindexReport, reindex
+from app.video.reindex import REPORT_FIELDS, ReindexReport, reindex
 from app.video.service import VideoService, build_provider
 
-console = Console()
+T = TypeVar("T")
+DRY_RUN_LABELS = {"restored": "would restore", "promoted": "would promote"}
+
+
+class RedisUnreachable(Exception):
+    pass
 
 
 def _service(settings: Settings) -> VideoService:
-    from app.services.video_cache import video_cache
+    from app.services.video_cache import VideoCache
 
-    return VideoService(settings, cache=video_cache, provider=build_provider(settings,
-                                                                             pool="thread"))
+    return VideoService(settings, cache=VideoCache(settings),
+                        provider=build_provider(settings, pool="thread"))
 
 
 def _progress() -> Progress:
@@ -38,26 +46,45 @@ def _progress() -> Progress:
                     TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=console)
 
 
-async def _run_reindex(settings: Settings, dry_run: bool) -> ReindexReport:
+async def _with_redis(settings: Settings, work: Callable[[VideoService], Awaitable[T]]) -> T:
+    """Run `work` on a service whose cache reaches Redis; raise RedisUnreachable otherwise."""
     service = _service(settings)
-    await service.cache.astart()
+    cache = service.cache
     try:
-        total = sum(1 for _ in service.storage.directory.glob("*.mp4")) \
-            if service.storage.directory.is_dir() else 0
+        if not await cache.aredis_reachable():
+            raise RedisUnreachable(cache.core.breaker.last_error or "REDIS_URL is memory://")
+        result = await work(service)
+        if not cache.core.redis_usable or cache.core.counters.fallbacks:
+            raise RedisUnreachable(
+                f"lost during the run ({cache.core.breaker.last_error}); "
+                f"{cache.core.counters.fallbacks} operations went to this process's memory "
+                "and the journal only")
+        return result
+    finally:
+        await service.aclose()
+        await cache.aclose()
+
+
+def _unreachable(settings: Settings, exc: RedisUnreachable, what: str) -> str:
+    return f"Redis at {mask_url(settings.redis_url)} is unreachable: {str(exc).rstrip('.')}. {what}"
+
+
+async def _run_reindex(settings: Settings, dry_run: bool) -> ReindexReport:
+    async def work(service: VideoService) -> ReindexReport:
         with _progress() as progress:
+            directory = service.storage.directory
+            total = await asyncio.to_thread(
+                lambda: sum(1 for _ in directory.glob("*.mp4")) if directory.is_dir() else 0)
             task = progress.add_task("reindex", total=total, last="")
             return await reindex(service, dry_run=dry_run,
                                  progress=lambda outcome: progress.update(task, advance=1,
                                                                          last=outcome))
-    finally:
-        await service.aclose()
-        await service.cache.aclose()
+
+    return await _with_redis(settings, work)
 
 
 async def _run_warm(settings: Settings, top: int, limit: int) -> PregenReport:
-    service = _service(settings)
-    await service.cache.astart()
-    try:
+    async def work(service: VideoService) -> PregenReport:
         await service.start()
         popular = await service.popularity.top(top)
         with _progress() as progress:
@@ -67,34 +94,45 @@ async def _run_warm(settings: Settings, top: int, limit: int) -> PregenReport:
                 progress.update(task, advance=1, last=f"{outcome}: {combo.black[:30]}")
 
             return await pregenerate(service, top, limit, yield_to_live=False, progress=step)
-    finally:
-        await service.aclose()
-        await service.cache.aclose()
+
+    return await _with_redis(settings, work)
 
 
 def reindex_command(
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report only, write nothing.")] = False,
+    ctx: typer.Context,
+    dry_run: Annotated[bool, typer.Option("--dry-run",
+                                          help="Report what would change; write nothing.")] = False,
 ) -> None:
-    """Rebuild cache entries from the video files' sidecars."""
-    settings = get_settings()
-    report = asyncio.run(_run_reindex(settings, dry_run))
-    table = Table("outcome", "videos", title=f"reindex of {settings.resolved_video_dir}")
-    for name in ("scanned", "restored", "promoted", "present", "expired", "orphans",
-                 "mismatched"):
-        table.add_row(name, str(getattr(report, name)))
+    """Rebuild missing cache entries from the stored videos' sidecars."""
+    settings = settings_of(ctx)
+    try:
+        report = asyncio.run(_run_reindex(settings, dry_run))
+    except RedisUnreachable as exc:
+        fail(_unreachable(settings, exc, "Nothing was reindexed." if dry_run else
+                          "The index is not rebuilt; run reindex again when Redis is back."))
+    title = f"reindex of {settings.resolved_video_dir}" + (" (dry run)" if dry_run else "")
+    table = Table("outcome", "videos", title=title)
+    for name in REPORT_FIELDS:
+        label = DRY_RUN_LABELS.get(name, name) if dry_run else name
+        table.add_row(label, str(getattr(report, name)))
     console.print(table)
 
 
 def warm_command(
-    top: Annotated[int | None, typer.Option("--top", min=0,
-                                            help="How many popular combinations.")] = None,
-    limit: Annotated[int | None, typer.Option("--limit", min=0,
-                                              help="Generate at most this many.")] = None,
+    ctx: typer.Context,
+    top: Annotated[int | None, typer.Option(
+        "--top", min=0, show_default="PREGEN_TOP_N",
+        help="How many popular combinations to consider.")] = None,
+    limit: Annotated[int | None, typer.Option(
+        "--limit", min=0, show_default="--top", help="Generate at most this many.")] = None,
 ) -> None:
     """Pre-generate the most played combinations that are not cached yet."""
-    settings = get_settings()
+    settings = settings_of(ctx)
     n = settings.pregen_top_n if top is None else top
-    report = asyncio.run(_run_warm(settings, n, n if limit is None else limit))
+    try:
+        report = asyncio.run(_run_warm(settings, n, n if limit is None else limit))
+    except RedisUnreachable as exc:
+        fail(_unreachable(settings, exc, "Nothing was warmed."))
     console.print(f"considered {report.considered}: {report.generated} generated, "
                   f"{report.cached} already cached, {report.failed} failed")
     for error in report.errors:

@@ -29,6 +29,7 @@ from app.cache.invalidation import InvalidationListener
 from app.cache.keys import key_for
 from app.cache.plans import run_async, run_sync
 from app.cache.prober import ThreadProber, probe_forever
+from app.cache.shared import SharedRedis
 from app.core.config import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -54,8 +55,9 @@ def _combo_cards(combo: object) -> tuple[object, object]:
 
 
 class VideoCache:
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, *, read_only: bool = False) -> None:
         self._settings = settings
+        self.read_only = read_only  # see CacheCore: never writes, never replays
         self._core: CacheCore | None = None
         self._lock = threading.RLock()
         self._started = False
@@ -66,6 +68,7 @@ class VideoCache:
         self._thread_prober: ThreadProber | None = None
         self._probe_task: asyncio.Task[None] | None = None
         self._astart_lock = asyncio.Lock()
+        self._shared: SharedRedis | None = None
 
     # --- life cycle ---------------------------------------------------------------------------
     @property
@@ -79,8 +82,9 @@ class VideoCache:
         if self._core is None:
             with self._lock:
                 if self._core is None:
-                    core = CacheCore(self.settings)
-                    core.on_outage = self._ensure_prober
+                    core = CacheCore(self.settings, read_only=self.read_only)
+                    if not self.read_only:  # a one-shot reader gives up instead of probing
+                        core.on_outage = self._ensure_prober
                     self._core = core
         return self._core
 
@@ -92,7 +96,7 @@ class VideoCache:
 
     def _start_background(self) -> None:
         core = self.core
-        if not core.memory_only:
+        if not core.memory_only and not self.read_only:
             self._listener = self._listener or InvalidationListener(core)
             self._listener.start()
             if core.breaker.is_open:
@@ -120,7 +124,7 @@ class VideoCache:
             if self._thread_prober is not None:
                 await asyncio.to_thread(self._thread_prober.stop)
             task_alive = self._probe_task is not None and not self._probe_task.done()
-            if not self.core.memory_only and not task_alive:
+            if not self.core.memory_only and not self.read_only and not task_alive:
                 self._probe_task = asyncio.create_task(
                     probe_forever(self.core, self._async), name="video-cache-probe")
             if not self._started:
@@ -172,14 +176,35 @@ class VideoCache:
             self._async_loop = loop
         return self._async_client
 
-    def sync_redis(self) -> redis.Redis | None:
-        """The sync client while Redis is usable, else None."""
+    @property
+    def shared(self) -> SharedRedis:
+        """Typed, error-mapped Redis commands for other layers' shared state (locks...)."""
+        if self._shared is None:
+            self._shared = SharedRedis(lambda: self.core, self._async)
+        return self._shared
+
+    def redis_reachable(self) -> bool:
+        """Connect if needed; whether Redis serves the cache now (False for memory://)."""
         if not self._started:
             self._ensure_started()
-        return self._sync() if self.core.redis_usable else None
+        return self.core.redis_usable
+
+    async def aredis_reachable(self) -> bool:
+        if not self._started:
+            await self.astart()
+        return self.core.redis_usable
+
+    def purge(self, *, temporary_only: bool) -> int:
+        """Delete every entry in Redis (or only the temporary ones); returns how many.
+
+        Raises `RedisUnavailable` when Redis cannot be reached: memory alone is no purge.
+        """
+        if not self._started:
+            self._ensure_started()
+        return run_sync(self.core.plan_purge(temporary_only), self._sync)
 
     def async_redis(self) -> aioredis.Redis | None:
-        """The async client of the running loop while Redis is usable, else None."""
+        """Deprecated: use `shared`. The raw async client while Redis is usable, else None."""
         if not self._started:
             self._ensure_started()
         return self._async() if self.core.redis_usable else None

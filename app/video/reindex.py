@@ -1,4 +1,7 @@
-"""Rebuild cache entries from the video directory's sidecars (`python -m app.cli reindex`).
+"""Rebuild cache entries from the video directory's sidecars.
+
+Run by hand (`python -m app.cli reindex`), and by the server itself when Redis comes back
+without its data (`index_healer`, see app/cache/healer.py).
 
 For each `{sha256}.mp4` with a valid `{sha256}.json`: if the cache has no entry, write one
 (permanent as recorded; temporary ones only while younger than `cache_temporary_ttl`); if the
@@ -14,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from app.cache.healer import IndexHealer
 from app.video.service import VideoService
 
 logger = logging.getLogger(__name__)
@@ -28,6 +32,10 @@ class ReindexReport:
     expired: int = 0
     orphans: int = 0  # mp4 without a readable sidecar
     mismatched: int = 0  # sidecar texts do not hash to the file name
+
+
+REPORT_FIELDS = ("scanned", "restored", "promoted", "present", "expired", "orphans",
+                 "mismatched")
 
 
 def _age_seconds(created_at: str) -> float | None:
@@ -90,3 +98,27 @@ async def _restore(
     if not dry_run:
         await cache.aset(black, whites, url, permanent=permanent)
     return "restored"
+
+
+def index_healer(service: VideoService) -> IndexHealer:
+    """The healer that rebuilds `service`'s index when Redis loses its data.
+
+    Start it in the lifespan after the cache (`healer.start()`), stop it on shutdown
+    (`await healer.stop()`).
+    """
+    async def rebuild(progress: Callable[[int], None]) -> int:
+        scanned = 0
+
+        def step(outcome: str) -> None:
+            nonlocal scanned
+            scanned += 1
+            progress(scanned)
+
+        report = await reindex(service, progress=step)
+        logger.info("Index rebuild: %s", ", ".join(
+            f"{name} {getattr(report, name)}" for name in REPORT_FIELDS))
+        return report.restored + report.promoted
+
+    cache = service.cache
+    return IndexHealer(cache.core, cache.shared, rebuild,
+                       service.settings.cache_index_check_interval)

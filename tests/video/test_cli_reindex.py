@@ -10,6 +10,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from app.cli import cli as cli_app
 from app.cli import video_commands
 from app.core.config import Settings
 from app.services.video_cache import VideoCache
@@ -80,11 +81,8 @@ def cli(tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch
     def build(s: Settings) -> VideoService:
         return VideoService(s, cache=VideoCache(s), provider=LocalRenderer(s, pool="thread"))
 
-    monkeypatch.setattr(video_commands, "get_settings", lambda: settings)
     monkeypatch.setattr(video_commands, "_service", build)
-    app = typer.Typer()
-    video_commands.register(app)
-    return app, settings
+    return cli_app, settings
 
 
 def test_cli_warm_and_reindex(cli: tuple[typer.Typer, Settings], redis_server: RedisServer
@@ -101,13 +99,13 @@ def test_cli_warm_and_reindex(cli: tuple[typer.Typer, Settings], redis_server: R
 
     asyncio.run(plays())
     runner = CliRunner()
-    result = runner.invoke(app, ["warm", "--top", "2"])
+    result = runner.invoke(app, ["warm", "--top", "2"], obj=settings)
     assert result.exit_code == 0, result.output
     assert "2 generated" in result.output
     assert len(redis_server.client().keys("video:*")) == 2
 
     redis_server.client().delete(*redis_server.client().keys("video:*"))
-    result = runner.invoke(app, ["reindex"])
+    result = runner.invoke(app, ["reindex"], obj=settings)
     assert result.exit_code == 0, result.output
     assert "restored" in result.output
     assert len(redis_server.client().keys("video:*")) == 2

@@ -1,0 +1,153 @@
+"""Read-only checks of the Redis set-up behind the cache (`python -m app.cli doctor`).
+
+Nothing here writes a key or replays the journal: the doctor may be pointed at any Redis. It
+uses its own short-lived clients and maps their errors in the one place (`mapped_errors`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+
+from app.cache.connection import (
+    effective_url,
+    is_memory_url,
+    make_sync_client,
+    mask_url,
+    redis_target,
+)
+from app.cache.errors import CacheBackendError, mapped_errors
+from app.cache.journal import Journal
+from app.cache.keys import KEY_PREFIX
+from app.core.config import Settings
+
+Status = Literal["ok", "warn", "fail"]
+EVICTING_POLICIES = {"allkeys-lru", "allkeys-lfu", "allkeys-random"}
+
+
+@dataclass(frozen=True)
+class Check:
+    status: Status  # "fail" makes the doctor exit non-zero; "warn" is advice
+    text: str
+
+
+def diagnose(settings: Settings) -> list[Check]:
+    checks = [Check("ok", f"REDIS_URL: {mask_url(settings.redis_url)}")]
+    if is_memory_url(settings.redis_url):
+        checks.append(Check("warn", "memory-only cache: entries live in one process and "
+                                    "vanish when it stops"))
+    else:
+        checks += _redis_checks(settings)
+    checks += _journal_checks(settings)
+    return checks
+
+
+def _redis_checks(settings: Settings) -> list[Check]:
+    try:
+        with mapped_errors():  # a single-connection client connects when it is built
+            client = make_sync_client(settings, single_connection_client=True)
+            try:
+                info = client.info()
+            except BaseException:
+                client.close()
+                raise
+    except CacheBackendError as exc:
+        return [Check("fail", f"Redis unreachable: {exc}")]
+    try:
+        with mapped_errors():
+            checks = [Check("ok", f"Redis {info.get('redis_version')} answers")]
+            checks.append(_policy(client))
+            checks.append(_persistence(client))
+    except CacheBackendError as exc:
+        checks.append(Check("fail", f"Redis check failed: {exc}"))
+    finally:
+        client.close()
+    checks.append(_password_needed(settings))
+    if settings.cache_near_enabled:
+        checks.append(_tracking(settings))
+    return checks
+
+
+def _config(client: redis.Redis, name: str, default: str) -> str:
+    return str(client.config_get(name).get(name, default))
+
+
+def _policy(client: redis.Redis) -> Check:
+    policy = _config(client, "maxmemory-policy", "?")
+    if policy in EVICTING_POLICIES:
+        return Check("fail", f"maxmemory-policy {policy} can evict permanent winners; "
+                             "use volatile-lru")
+    return Check("ok", f"maxmemory-policy {policy}")
+
+
+def _persistence(client: redis.Redis) -> Check:
+    aof, save = _config(client, "appendonly", "no"), _config(client, "save", "")
+    if aof != "yes" and not save:
+        return Check("warn", "no persistence (appendonly no, no save points): permanent "
+                             "entries vanish when Redis restarts (the index heals from the "
+                             "stored videos' sidecars, but only what is on disk)")
+    return Check("ok", f"persistence: appendonly={aof} save='{save}'")
+
+
+def _password_needed(settings: Settings) -> Check:
+    """A password in REDIS_URL that the server does not ask for protects nothing."""
+    options = redis.connection.parse_url(effective_url(settings))  # type: ignore[no-untyped-call]
+    if not options.get("password"):
+        return Check("ok", "REDIS_URL carries no password")
+    anonymous = settings.model_copy(update={"redis_url": _without_auth(settings.redis_url)})
+    try:
+        with mapped_errors():
+            client = make_sync_client(anonymous, single_connection_client=True)
+            try:
+                client.ping()
+            finally:
+                client.close()
+    except CacheBackendError:  # NOAUTH / AuthenticationError on the first command
+        return Check("ok", "the server requires the password in REDIS_URL")
+    return Check("fail", "REDIS_URL has a password, but the server accepts connections "
+                         "without one: set requirepass (or an ACL) on the server")
+
+
+def _without_auth(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    query = "&".join(pair for pair in parts.query.split("&")
+                     if pair and pair.split("=", 1)[0].lower() not in {"password", "username"})
+    return urlunsplit((parts.scheme, host, parts.path, query, parts.fragment))
+
+
+def _tracking(settings: Settings) -> Check:
+    """The near cache needs CLIENT TRACKING (Redis >= 6, and allowed by the ACL)."""
+    try:
+        with mapped_errors():
+            client = make_sync_client(settings, single_connection_client=True)
+            try:
+                client.execute_command(  # type: ignore[no-untyped-call]
+                    "CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", KEY_PREFIX)
+                client.execute_command(  # type: ignore[no-untyped-call]
+                    "CLIENT", "TRACKING", "OFF")
+            finally:
+                client.close()
+    except CacheBackendError as exc:
+        return Check("fail", f"client tracking unavailable ({exc}): the near cache stays "
+                             "off and every read goes to Redis")
+    return Check("ok", "client tracking available (near cache)")
+
+
+def _journal_checks(settings: Settings) -> list[Check]:
+    journal = Journal(settings.journal_path, settings.cache_journal_fsync,
+                      redis_target(settings))
+    try:
+        pending = len(journal.pending())
+        aside = journal.aside_files()
+    except OSError as exc:
+        return [Check("fail", f"journal {settings.journal_path} unreadable: {exc}")]
+    checks = [Check("ok" if pending == 0 else "warn",
+                    f"journal: {pending} writes waiting for replay into this Redis")]
+    if aside:
+        checks.append(Check("warn", f"journal: {len(aside)} files set aside for another Redis "
+                                    f"(never replayed here), e.g. {aside[0].name}"))
+    return checks
