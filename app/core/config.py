@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     cache_probe_max_interval: float = Field(default=2.0, gt=0, le=60)
     # fsync the outage journal: "always", "permanent" (only permanent entries) or "never".
     cache_journal_fsync: Literal["always", "permanent", "never"] = "permanent"
+    # Seconds between checks that Redis still holds the index marker; when it is gone (Redis
+    # restarted empty, FLUSHALL) one instance rebuilds the index from stored videos. 0: off.
+    cache_index_check_interval: float = Field(default=2.0, ge=0)
 
     # --- videos ----------------------------------------------------------------------------
     video_dir: Path | None = None  # defaults to {data_dir}/videos
