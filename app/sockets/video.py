@@ -1,26 +1,30 @@
 """Videos of the game's card combinations, made in the background so the game never waits.
 
-The service is the one of ``app.video.service`` (``get_video_service()``), reached through the
-small ``VideoService`` protocol so that it can be injected in tests.
+The maker is ``app.video.service.get_video_service()`` unless one is injected: anything with
+the two methods of the ``VideoMaker`` protocol will do (tests inject fakes).
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
+from app.core.config import get_settings
 from app.game import events as ev
 from app.sockets import payloads
+from app.video.deadlines import video_deadline_seconds
+from app.video.service import get_video_service
 
 logger = logging.getLogger(__name__)
 
 Emit = Callable[[str, dict[str, Any], str], Awaitable[None]]  # (event, payload, room channel)
 
 
-class VideoService(Protocol):
+class VideoMaker(Protocol):
+    """What the socket layer needs of ``app.video.service.VideoService``."""
+
     async def get_or_create(
         self, black_card: str, white_cards: list[str], permanent: bool = False
     ) -> str: ...
@@ -28,15 +32,13 @@ class VideoService(Protocol):
     async def record_play(self, black_card: str, white_cards: list[str]) -> None: ...
 
 
-def default_video_service() -> VideoService | None:
-    """``app.video.service.get_video_service()``, or None while that module does not exist."""
-    try:
-        module = importlib.import_module("app.video.service")
-        service: VideoService = module.get_video_service()
-    except Exception:
-        logger.warning("video service unavailable; rounds will report video_failed", exc_info=True)
-        return None
-    return service
+# The protocol's old name, until app/sockets/__init__.py and server.py say VideoMaker.
+VideoService = VideoMaker
+
+
+def default_video_service() -> VideoMaker:
+    """The process's video service (built on first use, so start-up stays cheap)."""
+    return get_video_service()
 
 
 class VideoJobs:
@@ -45,22 +47,23 @@ class VideoJobs:
     def __init__(
         self,
         emit: Emit,
-        service: VideoService | None = None,
+        service: VideoMaker | None = None,
         *,
-        resolve: Callable[[], VideoService | None] = default_video_service,
+        resolve: Callable[[], VideoMaker | None] = default_video_service,
         speculative: bool = True,
-        timeout: float = 180.0,
+        timeout: float | None = None,
     ) -> None:
         self._emit = emit
         self._service = service
         self._resolve = resolve
         self._resolved = service is not None
         self.speculative = speculative
-        self.timeout = timeout
+        # A winner's video may legitimately take this long; never report video_failed sooner.
+        self.timeout = timeout if timeout is not None else video_deadline_seconds(get_settings())
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
-    def service(self) -> VideoService | None:
+    def service(self) -> VideoMaker | None:
         if not self._resolved:
             self._service = self._resolve()
             self._resolved = True

@@ -17,6 +17,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
+from redis.exceptions import RedisError
+
 
 class VideoError(Exception):
     """Base of every error of the video layer."""
@@ -72,3 +76,8 @@ class ProviderTimeoutError(ProviderError):
 
 class ProviderResultExpired(ProviderError):
     """The provider's result URL is gone (403/404/410): provider URLs expire."""
+
+
+# What a Redis call of the video layer may raise when Redis is down or slow. The video layer
+# degrades on these (no shared lock, no shared negative cache) and never fails a render for them.
+REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, asyncio.TimeoutError)

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import select
 import shutil
 import signal
 import threading
@@ -31,22 +32,38 @@ logger = logging.getLogger(__name__)
 
 WORKER_NICE = 10
 # Grace after the deadline before a render that did not stop by itself counts as stuck.
-_STUCK_GRACE = 2.0
+STUCK_GRACE = 2.0
 
 
-def _exit_when_orphaned(parent: int) -> None:
-    """A worker outlives a server killed with SIGKILL; it exits once its parent is gone."""
-    while True:
-        time.sleep(1.0)
-        if os.getppid() != parent:
-            os._exit(0)
+def _exit_with(app_pid: int) -> None:
+    """Exit as soon as the app process is gone, however it died (SIGKILL included).
+
+    The worker's parent is the forkserver, not the app, and the worker holds the forkserver's
+    "parent alive" pipe, so neither `getppid()` nor the forkserver notices the app's death. A
+    pidfd of the app itself does: it becomes readable when the app exits. Without pidfd (not
+    Linux >= 5.3) the app's pid is polled once a second.
+    """
+    try:
+        fd = os.pidfd_open(app_pid)
+    except ProcessLookupError:
+        os._exit(1)  # the app died before this worker started
+    except (AttributeError, OSError):
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(app_pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:
+                pass  # alive, owned by someone else: cannot be our app, but keep waiting
+    select.select([fd], [], [])
+    os._exit(1)
 
 
-def _init_worker() -> None:
+def _init_worker(app_pid: int) -> None:
     # Ctrl-C goes to the whole process group: the server shuts the pool down, not the workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True,
-                     name="orphan-watch").start()
+    threading.Thread(target=_exit_with, args=(app_pid,), daemon=True, name="app-watch").start()
     # Renders are background work: when the CPUs are busy, the event loop's process goes first.
     with contextlib.suppress(OSError):
         os.nice(WORKER_NICE)
@@ -73,7 +90,7 @@ class LocalRenderer:
     ) -> None:
         self.settings = settings
         self.render = render  # a module-level function (it is pickled into worker processes)
-        self.stuck_grace = _STUCK_GRACE
+        self.stuck_grace = STUCK_GRACE
         self.pool_kind = pool or settings.video_render_pool
         self.workers = settings.video_render_workers
         self.timeout = settings.video_render_timeout
@@ -92,6 +109,7 @@ class LocalRenderer:
                     self.workers,
                     mp_context=multiprocessing.get_context("forkserver"),
                     initializer=_init_worker,
+                    initargs=(os.getpid(),),
                 )
         return self._executor
 

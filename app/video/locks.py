@@ -1,14 +1,29 @@
-"""A Redis lock for one generation across instances: SET NX PX with a random token.
+"""The cross-instance generation lock: SET NX PX with a random token, and its keeper.
 
 Release and extension are compare-and-act Lua scripts, so an instance whose lock expired can
-never delete or extend the lock that another instance took over.
+never delete or extend the lock that another instance took over. The TTL
+(`video_generation_lock_ttl`) only matters when the holder dies: while it lives, a `LockKeeper`
+extends the lock every third of the TTL, however long the generation takes.
+
+    if await lock.acquire():
+        async with LockKeeper(lock):
+            ...  # generate; the lock is released on the way out
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import secrets
+from collections.abc import Callable
+from types import TracebackType
 
 import redis.asyncio as aioredis
+
+from app.video.errors import REDIS_ERRORS
+
+logger = logging.getLogger(__name__)
 
 LOCK_PREFIX = "punchline:video-lock:"
 _RELEASE = """
@@ -19,12 +34,16 @@ _EXTEND = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
 return 0
 """
+# How long the exit of a `LockKeeper` waits for its task: a cancel alone can be swallowed inside
+# a Redis call, and an unbounded wait would hang the shutdown.
+_STOP_TIMEOUT = 2.0
 
 
 class RedisLock:
     def __init__(self, client: aioredis.Redis, name: str, ttl: float) -> None:
         self.client = client
         self.name = name
+        self.ttl = ttl
         self.ttl_ms = max(1, int(ttl * 1000))
         self.token = secrets.token_hex(16)
 
@@ -44,3 +63,53 @@ class RedisLock:
     async def is_held(self) -> bool:
         """Whether anyone holds the lock now."""
         return bool(await self.client.exists(self.name))
+
+
+class LockKeeper:
+    """Keeps an acquired lock alive while a block runs, then releases it.
+
+    `on_extend` is called after each successful extension (for stats).
+    """
+
+    def __init__(self, lock: RedisLock, *, on_extend: Callable[[], None] | None = None) -> None:
+        self.lock = lock
+        self.interval = max(0.05, lock.ttl / 3)
+        self._on_extend = on_extend
+        self._done = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> RedisLock:
+        self._task = asyncio.create_task(self._keep(), name="video-lock-keeper")
+        return self.lock
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._done.set()
+        if self._task is not None:
+            finished, _ = await asyncio.wait({self._task}, timeout=_STOP_TIMEOUT)
+            if not finished:
+                self._task.cancel()
+        with contextlib.suppress(*REDIS_ERRORS):
+            await self.lock.release()
+
+    async def _keep(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._done.wait(), self.interval)
+            if self._done.is_set():
+                return
+            try:
+                extended = await self.lock.extend()
+            except REDIS_ERRORS:
+                logger.info("could not extend the generation lock", exc_info=True)
+                continue
+            if not extended:
+                logger.warning("lost the generation lock %s; a duplicate render may follow "
+                               "(harmless: same content-addressed file)", self.lock.name)
+                return
+            if self._on_extend is not None:
+                self._on_extend()

@@ -5,12 +5,16 @@
 1. A cache hit returns at once. A hit on a temporary entry when a permanent one is asked for is
    *promoted* (rewritten as permanent) without rendering again.
 2. On a miss, callers in this process share one generation (single flight: N callers, one
-   render), and a Redis lock (`SET NX PX` + token, compare-and-delete release) makes instances
-   share it too: the instances that lose the lock poll the cache until the winner publishes.
+   render), and the cross-instance lock (`app/video/locks.py`) makes instances share it too:
+   the instances that lose the lock poll the cache until the winner publishes.
 3. The provider writes an MP4 into our storage, content-addressed by the cache key; the cache
    stores our URL `/videos/<sha256>.mp4`.
-4. A failure is never cached as a success. It is remembered for `video_negative_ttl` seconds
-   (in process and in Redis) so that a failing provider is not hammered.
+4. A failure is never cached as a success. The negative cache (`app/video/negative_cache.py`)
+   remembers it for `video_negative_ttl` seconds so that a failing provider is not hammered.
+5. Too many pending generations are refused (`VideoBusyError`), never queued without bound.
+
+How long all this may take is `app/video/deadlines.py`'s business: the socket layer waits
+exactly `video_deadline_seconds(settings)`.
 """
 
 from __future__ import annotations
@@ -25,31 +29,32 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from app.cache.entry import CacheEntry, utc_now_iso
 from app.core.config import Settings, get_settings
 from app.services.video_cache import VideoCache
 from app.video.combos import ComboLike
+from app.video.deadlines import lock_wait_seconds, video_deadline_seconds
 from app.video.errors import (
+    REDIS_ERRORS,
     GenerationWaitTimeout,
     InvalidCardsError,
-    RecentFailureError,
     VideoBusyError,
     VideoGenerationError,
 )
 from app.video.http_provider import HttpProvider
 from app.video.local import LocalRenderer
-from app.video.locks import LOCK_PREFIX, RedisLock
+from app.video.locks import LOCK_PREFIX, LockKeeper, RedisLock
+from app.video.negative_cache import FAILED_PREFIX, NegativeCache
 from app.video.popularity import PopularityTracker
 from app.video.provider import VideoProvider, VideoRequest
-from app.video.storage import VideoMeta, VideoStorage, sha_of_key
+from app.video.storage import VideoMeta, VideoStorage
 from app.video.text import validate_cards
 
-logger = logging.getLogger(__name__)
+__all__ = ["FAILED_PREFIX", "VideoService", "build_provider", "generate_video",
+           "get_video_service", "set_video_service", "video_deadline_seconds"]
 
-FAILED_PREFIX = "punchline:video-failed:"
-_REDIS_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
+logger = logging.getLogger(__name__)
 
 
 def build_provider(settings: Settings, *, pool: str | None = None) -> VideoProvider:
@@ -62,12 +67,24 @@ def build_provider(settings: Settings, *, pool: str | None = None) -> VideoProvi
 
 
 @dataclass
-class _Flight:
-    """One generation in this process, shared by every caller of the same key."""
+class _Generation:
+    """One generation in this process, shared by every caller of the same key.
 
+    `black` and `whites` are the cards as the first caller gave them: the cache key and the
+    sidecar are made of these; `request` carries the cleaned texts the provider renders.
+    """
+
+    request: VideoRequest
+    black: str
+    whites: list[str]
     permanent: bool
-    task: asyncio.Task[str] | None = None
     stored_permanent: bool = False
+    task: asyncio.Task[str] | None = None
+
+    def adopt(self, entry: CacheEntry) -> str:
+        """Finish with a video that is already cached (another flight or instance made it)."""
+        self.stored_permanent = entry.permanent
+        return entry.video_url
 
 
 @dataclass
@@ -77,9 +94,9 @@ class _Stats:
     generations: int = 0
     joined: int = 0
     lock_waits: int = 0
+    lock_extensions: int = 0
     failures: int = 0
     busy: int = 0
-    negative_hits: int = 0
     promotions: int = 0
     repairs: int = 0
     render_seconds: float = 0.0
@@ -108,25 +125,30 @@ class VideoService:
                                                settings.video_public_prefix)
         self.popularity = popularity or PopularityTracker(self._redis)
         self.clock = clock
-        self._flights: dict[str, _Flight] = {}
-        self._failures: dict[str, tuple[float, str]] = {}
+        # The lambda reads `self.clock` on every call, so a test may swap the clock later.
+        self.negative = NegativeCache(settings.video_negative_ttl, self._redis,
+                                      lambda: self.clock())
+        self._flights: dict[str, _Generation] = {}
         self._stats = _Stats()
         # How long an instance waits for another instance's generation.
-        budget = settings.video_render_timeout
-        if settings.video_provider == "http":
-            budget += settings.http_provider_deadline
-        self.wait_timeout = max(budget, settings.video_generation_lock_ttl) + 5.0
+        self.wait_timeout = lock_wait_seconds(settings)
+
+    @property
+    def deadline(self) -> float:
+        """The longest `get_or_create` can legitimately take (see app/video/deadlines.py)."""
+        return video_deadline_seconds(self.settings)
 
     # --- helpers ------------------------------------------------------------------------------
     def _redis(self) -> aioredis.Redis | None:
         try:
             return self.cache.async_redis()
-        except _REDIS_ERRORS:
+        except REDIS_ERRORS:
             return None
 
     async def _entry(
         self, black: str, whites: list[str], *, count: bool = False
     ) -> CacheEntry | None:
+        """The cache entry, unless it points at one of our files that is gone."""
         entry = await self.cache.aget_entry(black, whites)
         if entry is None:
             return None
@@ -149,46 +171,11 @@ class VideoService:
                 await asyncio.to_thread(self.storage.mark_permanent, sha)
         logger.info("promoted %s to permanent", url)
 
-    # --- negative cache -----------------------------------------------------------------------
-    async def _check_recent_failure(self, key: str) -> None:
-        ttl = self.settings.video_negative_ttl
-        if ttl <= 0:
-            return
-        now = self.clock()
-        local = self._failures.get(key)
-        if local is not None:
-            if local[0] > now:
-                self._stats.negative_hits += 1
-                raise RecentFailureError(f"generation failed recently: {local[1]}", local[0] - now)
-            del self._failures[key]
-        client = self._redis()
-        if client is None:
-            return
-        try:
-            name = FAILED_PREFIX + sha_of_key(key)
-            message, pttl = await asyncio.gather(client.get(name), client.pttl(name))
-        except _REDIS_ERRORS:
-            return
-        if message is not None and pttl and pttl > 0:
-            self._stats.negative_hits += 1
-            text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
-            raise RecentFailureError(f"generation failed recently: {text}", pttl / 1000)
-
     async def _remember_failure(self, key: str, exc: BaseException) -> None:
-        ttl = self.settings.video_negative_ttl
         self._stats.failures += 1
         self._stats.last_error = f"{type(exc).__name__}: {exc}"
-        if ttl <= 0 or isinstance(exc, InvalidCardsError):
-            return
-        message = self._stats.last_error[:500]
-        self._failures[key] = (self.clock() + ttl, message)
-        if len(self._failures) > 10_000:
-            now = self.clock()
-            self._failures = {k: v for k, v in self._failures.items() if v[0] > now}
-        client = self._redis()
-        if client is not None:
-            with contextlib.suppress(*_REDIS_ERRORS):
-                await client.set(FAILED_PREFIX + sha_of_key(key), message, px=int(ttl * 1000))
+        if not isinstance(exc, InvalidCardsError):  # bad input is refused, not remembered
+            await self.negative.remember(key, self._stats.last_error)
 
     def _check_capacity(self, permanent: bool) -> None:
         """Refuse a new generation when too many are pending, instead of queueing forever.
@@ -207,11 +194,17 @@ class VideoService:
     def _forget(self, key: str, _task: asyncio.Task[str]) -> None:
         self._flights.pop(key, None)
 
+    def _count_extension(self) -> None:
+        self._stats.lock_extensions += 1
+
     # --- public API ---------------------------------------------------------------------------
     async def get_or_create(
         self, black_card: str, white_cards: list[str], permanent: bool = False
     ) -> str:
-        """Our URL of the video of this combination, generating it at most once."""
+        """Our URL of the video of this combination, generating it at most once.
+
+        Returns or raises `VideoGenerationError` within `self.deadline` seconds.
+        """
         cleaned_black, cleaned_whites = validate_cards(black_card, white_cards)
         whites = list(white_cards)
         try:
@@ -225,28 +218,26 @@ class VideoService:
                 await self._promote(black_card, whites, entry.video_url)
             return entry.video_url
         self._stats.misses += 1
-        flight = self._flights.get(key)
-        if flight is None:
-            await self._check_recent_failure(key)
-            flight = self._flights.get(key)  # another caller may have started meanwhile
-        if flight is not None:
+        gen = self._flights.get(key)
+        if gen is None:
+            await self.negative.check(key)
+            gen = self._flights.get(key)  # another caller may have started meanwhile
+        if gen is not None:
             self._stats.joined += 1
-            flight.permanent = flight.permanent or permanent
+            gen.permanent = gen.permanent or permanent
         else:
             self._check_capacity(permanent)
-            flight = _Flight(permanent=permanent)
             request = VideoRequest(cleaned_black, cleaned_whites, key,
                                    self.settings.video_resolution)
-            flight.task = asyncio.create_task(
-                self._produce(request, black_card, whites, flight), name=f"video-{key[6:18]}"
-            )
-            self._flights[key] = flight
-            flight.task.add_done_callback(functools.partial(self._forget, key))
-        assert flight.task is not None
-        url = await asyncio.shield(flight.task)
-        if permanent and not flight.stored_permanent:
+            gen = _Generation(request, black_card, whites, permanent)
+            gen.task = asyncio.create_task(self._produce(gen), name=f"video-{key[6:18]}")
+            self._flights[key] = gen
+            gen.task.add_done_callback(functools.partial(self._forget, key))
+        assert gen.task is not None
+        url = await asyncio.shield(gen.task)
+        if permanent and not gen.stored_permanent:
             await self._promote(black_card, whites, url)
-            flight.stored_permanent = True
+            gen.stored_permanent = True
         return url
 
     async def record_play(self, black_card: str, white_cards: list[str]) -> None:
@@ -260,114 +251,74 @@ class VideoService:
         await self.popularity.record(black_card, list(white_cards))
 
     # --- generation ---------------------------------------------------------------------------
-    async def _produce(
-        self, request: VideoRequest, black: str, whites: list[str], flight: _Flight
-    ) -> str:
+    async def _produce(self, gen: _Generation) -> str:
+        """The flight's task: the cache again, then the lock across instances, then the render."""
         # A flight that finished while this one was being set up has already cached the video.
-        entry = await self._entry(black, whites)
+        entry = await self._entry(gen.black, gen.whites)
         if entry is not None:
-            flight.stored_permanent = entry.permanent
-            return entry.video_url
+            return gen.adopt(entry)
         # ... and one that failed meanwhile has just recorded its failure.
-        await self._check_recent_failure(request.key)
+        await self.negative.check(gen.request.key)
         client = self._redis()
         if client is None:
-            return await self._generate(request, black, whites, flight)
-        lock = RedisLock(client, LOCK_PREFIX + request.sha256,
+            return await self._generate(gen)
+        lock = RedisLock(client, LOCK_PREFIX + gen.request.sha256,
                          self.settings.video_generation_lock_ttl)
         deadline = self.clock() + self.wait_timeout
         waited = False
         while True:
             try:
                 acquired = await lock.acquire()
-            except _REDIS_ERRORS:
+            except REDIS_ERRORS:
                 logger.warning("generation lock unavailable; generating without it",
                                exc_info=True)
-                return await self._generate(request, black, whites, flight)
+                return await self._generate(gen)
             if acquired:
-                return await self._generate_locked(lock, request, black, whites, flight)
+                async with LockKeeper(lock, on_extend=self._count_extension):
+                    # The previous holder may have published just before we took the lock.
+                    entry = await self._entry(gen.black, gen.whites)
+                    return gen.adopt(entry) if entry is not None else await self._generate(gen)
             if not waited:
                 waited = True
                 self._stats.lock_waits += 1
                 logger.info("video %s is being generated by another instance; waiting",
-                            request.sha256[:12])
-            url = await self._wait_for_other(lock, request, black, whites, flight, deadline)
+                            gen.request.sha256[:12])
+            url = await self._wait_for_other(gen, lock, deadline)
             if url is not None:
                 return url
 
     async def _wait_for_other(
-        self, lock: RedisLock, request: VideoRequest, black: str, whites: list[str],
-        flight: _Flight, deadline: float,
+        self, gen: _Generation, lock: RedisLock, deadline: float
     ) -> str | None:
         """Poll until the lock holder publishes (URL), fails (raise) or vanishes (None)."""
         delay = 0.05
         while True:
-            entry = await self.cache.aget_entry(black, whites)
+            entry = await self.cache.aget_entry(gen.black, gen.whites)
             if entry is not None:
-                flight.stored_permanent = entry.permanent
-                return entry.video_url
-            await self._check_recent_failure(request.key)
+                return gen.adopt(entry)
+            await self.negative.check(gen.request.key)
             try:
                 held = await lock.is_held()
-            except _REDIS_ERRORS:
+            except REDIS_ERRORS:
                 held = False
             if not held:
                 return None  # the holder finished or died: look again, then try to take it
             if self.clock() + delay > deadline:
                 raise GenerationWaitTimeout(
-                    f"video {request.sha256[:12]} is still being generated elsewhere"
+                    f"video {gen.request.sha256[:12]} is still being generated elsewhere"
                 )
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 1.0)
 
-    async def _generate_locked(
-        self, lock: RedisLock, request: VideoRequest, black: str, whites: list[str],
-        flight: _Flight,
-    ) -> str:
-        done = asyncio.Event()
-        keeper = asyncio.create_task(self._keep_lock(lock, done), name="video-lock-keeper")
-        try:
-            # The previous holder may have published just before we took the lock.
-            entry = await self._entry(black, whites)
-            if entry is not None:
-                flight.stored_permanent = entry.permanent
-                return entry.video_url
-            return await self._generate(request, black, whites, flight)
-        finally:
-            # Ask the keeper to stop and wait a bounded time: a cancel alone can be swallowed
-            # inside a Redis call, and an unbounded wait would hang the shutdown.
-            done.set()
-            finished, _ = await asyncio.wait({keeper}, timeout=2.0)
-            if not finished:
-                keeper.cancel()
-            with contextlib.suppress(*_REDIS_ERRORS):
-                await lock.release()
-
-    async def _keep_lock(self, lock: RedisLock, done: asyncio.Event) -> None:
-        interval = max(0.05, self.settings.video_generation_lock_ttl / 3)
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(done.wait(), interval)
-            if done.is_set():
-                return
-            try:
-                if not await lock.extend():
-                    logger.warning("lost the generation lock %s; a duplicate render may follow "
-                                   "(harmless: same content-addressed file)", lock.name)
-                    return
-            except _REDIS_ERRORS:
-                logger.info("could not extend the generation lock", exc_info=True)
-
-    async def _generate(
-        self, request: VideoRequest, black: str, whites: list[str], flight: _Flight
-    ) -> str:
-        storage = self.storage
+    async def _generate(self, gen: _Generation) -> str:
+        """Render, publish and cache one video (under the lock when Redis is there)."""
+        storage, request = self.storage, gen.request
         temp = await asyncio.to_thread(storage.temp_path, request.sha256)
         started = self.clock()
         try:
             await self.provider.generate(request, temp)
-            meta = VideoMeta(key=request.key, black_card=black, white_cards=whites,
-                             permanent=flight.permanent, created_at=utc_now_iso(),
+            meta = VideoMeta(key=request.key, black_card=gen.black, white_cards=gen.whites,
+                             permanent=gen.permanent, created_at=utc_now_iso(),
                              provider=self.provider.name, resolution=request.resolution)
             await asyncio.to_thread(storage.publish, temp, meta)
         except VideoGenerationError as exc:
@@ -382,16 +333,16 @@ class VideoService:
         self._stats.generations += 1
         self._stats.render_seconds += self.clock() - started
         url = storage.url_for(request.sha256)
-        permanent = flight.permanent
+        permanent = gen.permanent  # a permanent caller may have joined during the render
         try:
-            await self.cache.aset(black, whites, url, permanent=permanent)
+            await self.cache.aset(gen.black, gen.whites, url, permanent=permanent)
         except Exception:
             # The file is published; the next caller finds it through the same URL.
             logger.error("could not cache %s", url, exc_info=True)
         if permanent and not meta.permanent:
             with contextlib.suppress(OSError):
                 await asyncio.to_thread(storage.mark_permanent, request.sha256)
-        flight.stored_permanent = permanent
+        gen.stored_permanent = permanent
         logger.info("generated %s (%s, %.2f s)", url, self.provider.name,
                     self.clock() - started)
         return url
@@ -410,10 +361,9 @@ class VideoService:
             await starter()
 
     async def aclose(self) -> None:
-        for flight in list(self._flights.values()):
-            if flight.task is not None:
-                flight.task.cancel()
-        tasks = [f.task for f in self._flights.values() if f.task is not None]
+        tasks = [gen.task for gen in self._flights.values() if gen.task is not None]
+        for task in tasks:
+            task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         await self.provider.aclose()
@@ -425,12 +375,13 @@ class VideoService:
             "generations": s.generations,
             "joined": s.joined,
             "lock_waits": s.lock_waits,
+            "lock_extensions": s.lock_extensions,
             "failures": s.failures,
             "mean_render_seconds": round(s.render_seconds / s.generations, 4)
             if s.generations else None,
             "hits": s.hits,
             "misses": s.misses,
-            "negative_hits": s.negative_hits,
+            "negative_hits": self.negative.hits,
             "promotions": s.promotions,
             "repairs": s.repairs,
             "in_flight": self.in_flight,

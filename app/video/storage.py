@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import secrets
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
@@ -133,14 +134,27 @@ class VideoStorage:
         return sha if SHA_RE.fullmatch(sha) else None
 
     def resolve(self, name: str) -> Path | None:
-        """The file for a public name "<64 hex>.mp4", or None if the name is invalid or absent."""
+        """The file for a public name "<64 hex>.mp4", or None if the name is invalid or absent.
+
+        Only a regular file that lies in the folder itself is served: a symlink (which could
+        point at /etc/passwd) is refused, wherever it points. We never create one: files are
+        published by rename. The folder itself may be a symlink.
+        """
         if not name.endswith(".mp4") or not SHA_RE.fullmatch(name[:-4]):
             return None
         path = self.directory / name
-        return path if path.is_file() else None
+        return path if self._is_ours(path) else None
+
+    def _is_ours(self, path: Path) -> bool:
+        try:
+            if not stat.S_ISREG(path.lstat().st_mode):  # lstat: a symlink is not followed
+                return False
+            return path.resolve(strict=True).parent == self.directory.resolve(strict=True)
+        except (OSError, RuntimeError):  # RuntimeError: a symlink loop in the folder's path
+            return False
 
     def exists(self, sha: str) -> bool:
-        return self.path_for(sha).is_file()
+        return self._is_ours(self.path_for(sha))
 
     # --- writing ------------------------------------------------------------------------------
     def temp_path(self, sha: str) -> Path:
@@ -205,8 +219,12 @@ class VideoStorage:
             return
         for path in sorted(self.directory.glob("*.mp4")):
             sha = path.stem
-            if SHA_RE.fullmatch(sha):
-                yield sha, self.read_meta(sha)
+            if not SHA_RE.fullmatch(sha):
+                continue
+            if not self._is_ours(path):
+                logger.warning("ignoring %s: not a regular file (a symlink?)", path.name)
+                continue
+            yield sha, self.read_meta(sha)
 
     def remove_stale_temps(self, older_than: float = 3600.0) -> int:
         """Delete temporary files left by crashed renders."""

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from app.core.cards import MAX_BLACK_CHARS, MAX_WHITE_CARDS
 from app.video.errors import (
     GenerationWaitTimeout,
     InvalidCardsError,
@@ -219,17 +220,24 @@ async def test_waiting_is_bounded(service_factory: ServiceFactory, tmp_path: Pat
 async def test_the_lock_is_kept_alive_during_a_long_generation(
         service_factory: ServiceFactory, tmp_path: Path, redis_url: str,
         redis_server: RedisServer) -> None:
+    ttl = 0.3
     service, provider = counting(service_factory, tmp_path, redis_url,
-                                 video_generation_lock_ttl=0.6)
+                                 video_generation_lock_ttl=ttl)
     provider.gate = asyncio.Event()
     call = asyncio.create_task(service.get_or_create(BLACK, WHITES))
     await asyncio.wait_for(provider.started.wait(), 20)
     sha = service.cache.key_for(BLACK, WHITES).removeprefix("video:")
-    await asyncio.sleep(2.0)  # more than three lock TTLs
-    assert redis_server.client().exists(LOCK_PREFIX + sha)
+    client = redis_server.client()
+    loop = asyncio.get_running_loop()
+    held_since = loop.time()
+    # Wait for the keeper's extensions (each comes a third of a TTL after the last), not a clock.
+    await eventually(lambda: service.stats()["lock_extensions"] >= 6)
+    assert loop.time() - held_since > ttl  # without the keeper the lock would have expired
+    assert client.exists(LOCK_PREFIX + sha)
+    assert 0 < client.pttl(LOCK_PREFIX + sha) <= ttl * 1000
     provider.gate.set()
     await asyncio.wait_for(call, 20)
-    assert not redis_server.client().exists(LOCK_PREFIX + sha)
+    assert not client.exists(LOCK_PREFIX + sha)
 
 
 async def test_without_redis_single_flight_still_holds(
@@ -269,8 +277,8 @@ async def test_a_cancelled_caller_does_not_cancel_the_others(
 
 @pytest.mark.parametrize("black,whites,message", [
     ("Lone \ud800 surrogate _", ["x"], "cannot be keyed"),
-    ("x" * 301, ["x"], "limit is 300"),
-    ("Why?", ["a", "b", "c", "d", "e", "f"], "at most 5"),
+    ("x" * (MAX_BLACK_CHARS + 1), ["x"], f"limit is {MAX_BLACK_CHARS}"),
+    ("Why?", ["a"] * (MAX_WHITE_CARDS + 1), f"at most {MAX_WHITE_CARDS}"),
     ("Why?", [], "at least one"),
     ("   ", ["a"], "empty"),
 ])

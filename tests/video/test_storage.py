@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
+from fastapi import FastAPI
 
 from app.video.errors import StorageError
 from app.video.render import RenderJob, render_video
+from app.video.routes import get_video_storage, router
 from app.video.storage import VideoMeta, VideoStorage, sha_of_key
 
 SHA = "0123456789abcdef" * 4
@@ -99,3 +102,40 @@ def test_stale_temporary_files_are_removed(storage: VideoStorage) -> None:
     assert storage.remove_stale_temps(older_than=3600) == 0
     assert storage.remove_stale_temps(older_than=-1) == 1
     assert not temp.exists()
+
+
+def test_a_symlink_out_of_the_folder_is_never_served(storage: VideoStorage, tmp_path: Path) -> None:
+    storage.directory.mkdir(parents=True)
+    (storage.directory / f"{SHA}.mp4").symlink_to("/etc/passwd")
+    assert storage.resolve(f"{SHA}.mp4") is None
+    assert not storage.exists(SHA)  # so the service renders it again instead of pointing at it
+    assert list(storage.iter_videos()) == []  # and reindex ignores it
+    outside = tmp_path / "outside.mp4"
+    outside.write_bytes(b"not ours")
+    other = "ab" * 32
+    (storage.directory / f"{other}.mp4").symlink_to(outside)
+    assert storage.resolve(f"{other}.mp4") is None
+
+
+def test_a_symlinked_video_folder_still_works(tmp_path: Path) -> None:
+    real = tmp_path / "real-videos"
+    real.mkdir()
+    (real / f"{SHA}.mp4").write_bytes(b"x")
+    (tmp_path / "videos").symlink_to(real, target_is_directory=True)
+    storage = VideoStorage(tmp_path / "videos")
+    assert storage.resolve(f"{SHA}.mp4") == tmp_path / "videos" / f"{SHA}.mp4"
+    assert storage.exists(SHA)
+
+
+async def test_the_file_route_refuses_a_symlink(tmp_path: Path) -> None:
+    storage = VideoStorage(tmp_path / "videos")
+    storage.directory.mkdir()
+    (storage.directory / f"{SHA}.mp4").symlink_to("/etc/passwd")
+    app = FastAPI()
+    app.include_router(router)
+    app.dependency_overrides[get_video_storage] = lambda: storage
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.get(f"/videos/{SHA}.mp4")
+    assert response.status_code == 404
+    assert b"root:" not in response.content
