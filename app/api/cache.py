@@ -2,29 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter
 
-from app.api.deps import AdminDep
-from app.services.video_cache import video_cache
+from app.api.cards import BlackCard, WhiteCards
+from app.api.deps import AdminDep, CacheDep
+from app.core.errors import ApiError, responses
 
 router = APIRouter(prefix="/api/cache", tags=["cache"])
 
-WhiteCards = Annotated[list[str], Query(min_length=1, max_length=10, alias="white")]
-BlackCard = Annotated[str, Query(min_length=1, max_length=1000, alias="black")]
-
 
 @router.get("/stats")
-async def cache_stats() -> dict[str, Any]:
-    return await video_cache.aget_stats()
+async def cache_stats(cache: CacheDep) -> dict[str, Any]:
+    return await cache.aget_stats()
 
 
-@router.delete("/entry")
-async def delete_entry(_: AdminDep, black: BlackCard, white: WhiteCards) -> dict[str, Any]:
+@router.delete("/entry", responses=responses(401, 403, 422, 429))
+async def delete_entry(_: AdminDep, cache: CacheDep, black: BlackCard,
+                       white: WhiteCards) -> dict[str, Any]:
     """Remove one combination's cached video (admin token required)."""
     try:
-        removed = await video_cache.adelete(black, white)
+        removed = await cache.adelete(black, white)
     except (TypeError, ValueError) as exc:
-        raise HTTPException(422, str(exc)) from exc
-    return {"deleted": removed, "key": video_cache.key_for(black, white)}
+        raise ApiError(422, "invalid_cards", str(exc)) from exc
+    return {"deleted": removed, "key": cache.key_for(black, white)}

@@ -6,13 +6,13 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from app.services.video_cache import video_cache
+from app.api.deps import CacheDep
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/health")
-async def health() -> dict[str, Any]:
-    core = video_cache.core
+async def health(cache: CacheDep) -> dict[str, Any]:
+    core = cache.core
     return {"status": "ok", "cache": core.cache_type, "redis_connected": core.redis_usable,
             "degraded_since": core.breaker.degraded_since}

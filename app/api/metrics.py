@@ -9,7 +9,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from app.services.video_cache import video_cache
+from app.api.deps import CacheDep
+from app.services.video_cache import VideoCache
 
 router = APIRouter(tags=["metrics"])
 
@@ -17,8 +18,11 @@ GAUGES = {"hit_rate"}
 
 
 class VideoCacheCollector(Collector):
+    def __init__(self, cache: VideoCache) -> None:
+        self.cache = cache
+
     def collect(self) -> Iterator[Metric]:
-        core = video_cache.core
+        core = self.cache.core
         for name, value in core.counters.as_dict().items():
             metric_name = f"punchline_cache_{name}"
             if name in GAUGES:
@@ -33,10 +37,9 @@ class VideoCacheCollector(Collector):
                                 "1 while near-cache invalidation runs", value=int(core.near_live))
 
 
-registry = CollectorRegistry()
-registry.register(VideoCacheCollector())
-
-
 @router.get("/metrics", include_in_schema=False)
-async def metrics() -> Response:
+async def metrics(cache: CacheDep) -> Response:
+    # A registry per scrape (every few seconds at most): the collector reads this app's cache.
+    registry = CollectorRegistry()
+    registry.register(VideoCacheCollector(cache))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

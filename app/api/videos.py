@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter
 
-from app.services.video_cache import video_cache
+from app.api.cards import BlackCard, WhiteCards
+from app.api.deps import CacheDep
+from app.core.errors import ApiError, responses
 
 router = APIRouter(prefix="/api/videos", tags=["videos"])
 
 
-@router.get("")
-async def lookup_video(
-    black: Annotated[str, Query(min_length=1, max_length=1000)],
-    white: Annotated[list[str], Query(min_length=1, max_length=10)],
-) -> dict[str, Any]:
+@router.get("", responses=responses(404, 422))
+async def lookup_video(cache: CacheDep, black: BlackCard, white: WhiteCards) -> dict[str, Any]:
     """`GET /api/videos?black=...&white=...&white=...` (white cards in play order)."""
     try:
-        entry = await video_cache.aget_entry(black, white)
+        entry = await cache.aget_entry(black, white)
     except (TypeError, ValueError) as exc:
-        raise HTTPException(422, str(exc)) from exc
+        raise ApiError(422, "invalid_cards", str(exc)) from exc
     if entry is None:
-        raise HTTPException(404, "no video cached for this combination")
-    return {"key": video_cache.key_for(black, white), **entry.to_dict()}
+        raise ApiError(404, "video_not_found", "no video cached for this combination")
+    return {"key": cache.key_for(black, white), **entry.to_dict()}

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
+from limits import parse as parse_rate
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from redis.connection import parse_url
 
 
@@ -20,9 +21,26 @@ class Settings(BaseSettings):
     # --- application -----------------------------------------------------------------------
     app_env: Literal["development", "test", "production"] = "development"
     log_level: str = "INFO"
+    # "text" (the default; the spec's log lines) or "json" (one JSON object per line).
+    log_format: Literal["text", "json"] = "text"
     # Token required by admin operations (purge, warm over HTTP). Empty disables them.
     admin_token: str = Field(default="", repr=False)
     data_dir: Path = Path("data")
+
+    # --- HTTP ------------------------------------------------------------------------------
+    # Browser origins allowed to call the REST routes and open Socket.IO connections, comma
+    # separated (`https://play.example,http://localhost:5173`). Empty: the same origin only.
+    # "*" is refused: list the origins.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are trusted (uvicorn's
+    # --forwarded-allow-ips: addresses or networks, comma separated, or "*"); empty trusts none.
+    forwarded_allow_ips: str = "127.0.0.1"
+    # Request head size past which `python -m app.main` (make run) refuses a request (400).
+    http_max_header_bytes: int = Field(default=65536, ge=4096)
+    # Per client address, in the `limits` notation ("120/minute"); see app/core/ratelimit.py.
+    http_rate_limit_rooms: str = "120/minute"  # GET /api/rooms/{code} (room-code guessing)
+    http_rate_limit_admin: str = "60/minute"  # admin routes, any token
+    admin_auth_failure_limit: str = "5/minute"  # wrong admin tokens, then 429 until it passes
 
     # --- Redis connection ------------------------------------------------------------------
     redis_url: str = Field(default="redis://localhost:6379", repr=False)
@@ -90,6 +108,13 @@ class Settings(BaseSettings):
     speculative_render: bool = True
     socket_rate_limit_per_second: float = Field(default=20.0, gt=0)
     socket_rate_limit_burst: int = Field(default=40, ge=1)
+    # A room where nothing happened for this long is closed, its players told why.
+    room_idle_seconds: float = Field(default=7200.0, gt=0)
+    # Per client address (docs/protocol.md). Defaults let a 200-client benchmark and a few
+    # browsers share one address; a count for connections, `limits` rates for the rest.
+    socket_max_connections_per_address: int = Field(default=256, ge=1)
+    socket_rooms_per_address: str = "120/minute"  # create_room
+    socket_joins_per_address: str = "600/minute"  # join_room attempts (room-code guessing)
 
     @field_validator("redis_url")
     @classmethod
@@ -105,6 +130,37 @@ class Settings(BaseSettings):
         except ValueError as exc:
             raise ValueError(f"REDIS_URL is malformed: {exc}") from None
         return url
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_origins(cls, origins: list[str]) -> list[str]:
+        cleaned = []
+        for origin in origins:
+            origin = origin.rstrip("/")
+            parts = urlsplit(origin)
+            if origin == "*" or parts.scheme not in {"http", "https"} or not parts.hostname \
+                    or parts.path or parts.query or parts.fragment or "*" in origin:
+                raise ValueError(f"CORS_ORIGINS: {origin!r} is not an origin like "
+                                 "https://play.example or http://localhost:5173 (no wildcard)")
+            cleaned.append(origin)
+        return cleaned
+
+    @field_validator("http_rate_limit_rooms", "http_rate_limit_admin", "admin_auth_failure_limit",
+                     "socket_rooms_per_address", "socket_joins_per_address")
+    @classmethod
+    def _check_rate(cls, rate: str) -> str:
+        try:
+            parse_rate(rate)
+        except ValueError:
+            raise ValueError(f"{rate!r} is not a rate like 10/minute") from None
+        return rate
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

@@ -1,24 +1,26 @@
 """HTTP routes of the video layer: the files (with Range support) and the stats.
 
-    app.include_router(app.video.routes.router)
+    app.include_router(build_router(settings.video_public_prefix))
 
 Starlette's `FileResponse` implements single and multiple byte ranges (206, Content-Range,
 Accept-Ranges, 416 with `bytes */size`), so the route only validates the name and adds caching
-headers: a name is a content hash, so the file behind it never changes.
+headers: a name is a content hash, so the file behind it never changes. Nothing here reads the
+settings: `create_app` passes the public prefix, and `router` is the default-prefix router.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends
 from fastapi.responses import FileResponse
 
-from app.core.config import get_settings
+from app.core.errors import ApiError, responses
 from app.video.service import VideoService, get_video_service
 from app.video.storage import VideoStorage
 
 IMMUTABLE = "public, max-age=31536000, immutable"
+DEFAULT_PREFIX = "/videos"
 
 
 def get_video_storage(
@@ -27,29 +29,39 @@ def get_video_storage(
     return service.storage
 
 
-files_router = APIRouter(tags=["videos"])
-stats_router = APIRouter(tags=["videos"])
-
-
-@files_router.api_route(
-    get_settings().video_public_prefix.rstrip("/") + "/{name}", methods=["GET", "HEAD"]
-)
 async def serve_video(
     name: str, storage: Annotated[VideoStorage, Depends(get_video_storage)]
 ) -> FileResponse:
     path = storage.resolve(name)  # None unless "<64 lowercase hex>.mp4" and present
     if path is None:
-        raise HTTPException(status_code=404, detail="video not found")
+        raise ApiError(404, "video_not_found", "video not found")
     return FileResponse(path, media_type="video/mp4", headers={"Cache-Control": IMMUTABLE})
 
 
-@stats_router.get("/api/video/stats")
 async def video_stats(
     service: Annotated[VideoService, Depends(get_video_service)],
 ) -> dict[str, Any]:
     return service.stats()
 
 
-router = APIRouter()
-router.include_router(files_router)
-router.include_router(stats_router)
+FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "the MP4 file", "content": {"video/mp4": {}}},
+    206: {"description": "the requested byte range(s)", "content": {"video/mp4": {}}},
+    416: {"description": "range not satisfiable", "content": {"video/mp4": {}}},
+    **responses(404),
+}
+
+
+def build_router(public_prefix: str = DEFAULT_PREFIX) -> APIRouter:
+    """The file route under `public_prefix` (VIDEO_PUBLIC_PREFIX) and `/api/video/stats`."""
+    router = APIRouter(tags=["videos"])
+    path = public_prefix.rstrip("/") + "/{name}"
+    # GET and HEAD as two routes: one operation id each (one route with both gives a duplicate).
+    for method, operation_id in (("GET", "get_video_file"), ("HEAD", "head_video_file")):
+        router.add_api_route(path, serve_video, methods=[method], operation_id=operation_id,
+                             response_class=FileResponse, responses=FILE_RESPONSES)
+    router.add_api_route("/api/video/stats", video_stats, methods=["GET"])
+    return router
+
+
+router = build_router()

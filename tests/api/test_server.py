@@ -1,83 +1,60 @@
-"""The real server under uvicorn: start-up with and without Redis, HTTP routes."""
+"""The real server under uvicorn: the spec's command, and what `make run` starts.
+
+Everything else about the routes is tested in-process (test_routes.py and friends).
+"""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import httpx
+import pytest
 
-from tests.support.app_server import run_app_server
-from tests.support.redis_server import RedisServer, free_port
+from tests.support.app_server import MAKE_RUN_COMMAND, run_app_server
 
 
-def test_starts_with_redis(redis_url: str, tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_spec_command_serves_with_redis(redis_url: str, tmp_path: Path) -> None:
     with run_app_server(tmp_path, {"REDIS_URL": redis_url}) as server:
         health = httpx.get(f"{server.base_url}/health").json()
         assert health["cache"] == "redis"
-        stats = httpx.get(f"{server.base_url}/api/cache/stats").json()
-        assert stats["cache_type"] == "redis"
-        assert stats["total_entries"] == 0
         metrics = httpx.get(f"{server.base_url}/metrics").text
         assert "punchline_cache_redis_connected 1.0" in metrics
+        missing = httpx.get(f"{server.base_url}/api/rooms/QQQQQ")
+        assert missing.json() == {"error": {"code": "room_not_found", "message": "no such room"}}
+        # Socket.IO answers on the same port (engine.io polling handshake).
+        handshake = httpx.get(f"{server.base_url}/socket.io/", params={"EIO": 4,
+                                                                      "transport": "polling"})
+        assert handshake.status_code == 200 and '"sid"' in handshake.text
     assert "✅ Connected to Redis for video caching" in server.log
 
 
-def test_starts_without_redis(tmp_path: Path) -> None:
-    dead = f"redis://:hunter2-secret@127.0.0.1:{free_port()}"
-    with run_app_server(tmp_path, {"REDIS_URL": dead}) as server:
-        health = httpx.get(f"{server.base_url}/health").json()
-        assert health["cache"] == "memory"
-        assert httpx.get(f"{server.base_url}/api/cache/stats").json()["cache_type"] == "memory"
-    assert "⚠️  Redis connection failed: " in server.log
-    assert "Connection refused" in server.log
-    assert "⚠️  Falling back to in-memory cache" in server.log
-    assert "hunter2-secret" not in server.log
+def raw_request(base_url: str, header_bytes: int) -> bytes:
+    """GET /health with one header of `header_bytes` bytes; the first bytes of the answer."""
+    host, port = base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        head = (f"GET /health HTTP/1.1\r\nHost: {host}\r\nX-Big: {'a' * header_bytes}\r\n"
+                "Connection: close\r\n\r\n").encode()
+        try:
+            sock.sendall(head)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused before we finished sending: read the answer
+        return sock.recv(200)
 
 
-def test_admin_delete_needs_a_token(redis_url: str, tmp_path: Path,
-                                    redis_server: RedisServer) -> None:
-    env = {"REDIS_URL": redis_url, "ADMIN_TOKEN": "t0ken-for-tests"}
-    with run_app_server(tmp_path, env) as server:
-        url = f"{server.base_url}/api/cache/entry"
-        params = {"black": "b", "white": ["w"]}
-        assert httpx.delete(url, params=params).status_code == 401
-        wrong = {"Authorization": "Bearer nope"}
-        assert httpx.delete(url, params=params, headers=wrong).status_code == 401
-        good = {"Authorization": "Bearer t0ken-for-tests"}
-        response = httpx.delete(url, params=params, headers=good)
-        assert response.status_code == 200
-        assert response.json()["deleted"] is False
-        bad = httpx.delete(url, params={"black": "", "white": ["w"]}, headers=good)
-        assert bad.status_code == 422
-
-
-def test_admin_operations_disabled_without_token(redis_url: str, tmp_path: Path) -> None:
-    with run_app_server(tmp_path, {"REDIS_URL": redis_url, "ADMIN_TOKEN": ""}) as server:
-        response = httpx.delete(f"{server.base_url}/api/cache/entry",
-                                params={"black": "b", "white": ["w"]},
-                                headers={"Authorization": "Bearer anything"})
-        assert response.status_code == 403
-        assert "ADMIN_TOKEN" in response.json()["detail"]
-
-
-def test_video_lookup_route(redis_url: str, tmp_path: Path) -> None:
-    from app.cache.keys import key_for
-    from app.core.config import Settings
-    from app.services.video_cache import VideoCache
-
-    writer = VideoCache(Settings(_env_file=None, redis_url=redis_url, data_dir=tmp_path / "w"))
-    writer.set("Why _?", ["Because", "reasons"], "/videos/abc.mp4", permanent=True)
-    writer.close()
-    with run_app_server(tmp_path, {"REDIS_URL": redis_url}) as server:
-        url = f"{server.base_url}/api/videos"
-        found = httpx.get(url, params={"black": "Why _?", "white": ["Because", "reasons"]})
-        assert found.status_code == 200
-        body = found.json()
-        assert body["video_url"] == "/videos/abc.mp4"
-        assert body["permanent"] is True
-        assert body["key"] == key_for("Why _?", ["Because", "reasons"])
-        reversed_order = {"black": "Why _?", "white": ["reasons", "Because"]}
-        assert httpx.get(url, params=reversed_order).status_code == 404
-        assert httpx.get(url, params={"black": "Why _?"}).status_code == 422
-        assert httpx.get(url, params={"black": " ", "white": ["x"]}).status_code == 422
-        assert httpx.get(url, params={"black": "b", "white": ["x"] * 11}).status_code == 422
+@pytest.mark.slow
+def test_make_run_bounds_headers_and_trusts_the_local_proxy(tmp_path: Path) -> None:
+    env = {"REDIS_URL": "memory://", "HTTP_RATE_LIMIT_ROOMS": "2/minute",
+           "FORWARDED_ALLOW_IPS": "127.0.0.1"}
+    with run_app_server(tmp_path, env, command=MAKE_RUN_COMMAND) as server:
+        assert raw_request(server.base_url, 60_000).startswith(b"HTTP/1.1 200")
+        # Whole in one read: refused by the app's HeaderLimit; too big to buffer: by h11.
+        assert raw_request(server.base_url, 70_000).startswith(b"HTTP/1.1 431")
+        assert raw_request(server.base_url, 4_000_000).startswith(b"HTTP/1.1 400")
+        # Behind the trusted proxy (127.0.0.1), each forwarded client has its own budget.
+        url = f"{server.base_url}/api/rooms/QQQQQ"
+        first = {"X-Forwarded-For": "203.0.113.7"}
+        codes = [httpx.get(url, headers=first).status_code for _ in range(3)]
+        assert codes == [404, 404, 429]
+        assert httpx.get(url, headers={"X-Forwarded-For": "203.0.113.8"}).status_code == 404

@@ -1,4 +1,5 @@
-"""The real server, `python -m uvicorn app.main:socket_app`, in a subprocess on a free port."""
+"""The real server in a subprocess on a free port: the spec's command
+(`python -m uvicorn app.main:socket_app`) or `make run`'s (`python -m app.main`)."""
 
 from __future__ import annotations
 
@@ -29,8 +30,12 @@ class AppServer:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
 
-def start_app_server(workdir: Path, env: dict[str, str], startup_deadline: float = 30.0
-                     ) -> AppServer:
+SPEC_COMMAND = ("-m", "uvicorn", "app.main:socket_app")
+MAKE_RUN_COMMAND = ("-m", "app.main")  # what `make run` starts: the settings' server options
+
+
+def start_app_server(workdir: Path, env: dict[str, str], startup_deadline: float = 30.0,
+                     command: tuple[str, ...] = SPEC_COMMAND) -> AppServer:
     """Start the server and wait until /health answers; the caller stops the process."""
     port = free_port()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -39,8 +44,8 @@ def start_app_server(workdir: Path, env: dict[str, str], startup_deadline: float
                 "PREGEN_ENABLED": "false", **env}
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "app.main:socket_app", "--host", "127.0.0.1",
-             "--port", str(port)], cwd=REPO, env=full_env, stdout=log, stderr=subprocess.STDOUT)
+            [sys.executable, *command, "--host", "127.0.0.1", "--port", str(port)],
+            cwd=REPO, env=full_env, stdout=log, stderr=subprocess.STDOUT)
     server = AppServer(f"http://127.0.0.1:{port}", log_path, process)
     deadline = time.monotonic() + startup_deadline
     while True:
@@ -59,9 +64,9 @@ def start_app_server(workdir: Path, env: dict[str, str], startup_deadline: float
 
 
 @contextmanager
-def run_app_server(workdir: Path, env: dict[str, str], startup_deadline: float = 30.0
-                   ) -> Iterator[AppServer]:
-    server = start_app_server(workdir, env, startup_deadline)
+def run_app_server(workdir: Path, env: dict[str, str], startup_deadline: float = 30.0,
+                   command: tuple[str, ...] = SPEC_COMMAND) -> Iterator[AppServer]:
+    server = start_app_server(workdir, env, startup_deadline, command)
     try:
         yield server
     finally:
