@@ -15,6 +15,10 @@ from app.video.text import Role, Segment
 ELLIPSIS = "\u2026"
 LINE_SPACING = 1.22
 PARAGRAPH_GAP = 0.45
+# A blank filled by a short answer ("A", "Me") is underlined at least this many font sizes wide,
+# so it still reads as a blank; never past the text box, never on a line the answer wraps from.
+MIN_UNDERLINE = 2.0
+UNDERLINE_DROP = 0.18  # below the baseline, in font sizes
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +218,7 @@ def layout(
     ascent = fonts.font(0, size).getmetrics()[0]
     y = y0 + max(0.0, (box_h - _height(lines, size)) / 2)
     space = m.space
+    drawn: list[Underline] = []
     for line in lines:
         if line.paragraph:
             y += size * PARAGRAPH_GAP
@@ -234,6 +239,24 @@ def layout(
                     x += w
             x += space
         for answer, (sx0, sx1) in spans.items():
-            result.underlines.append(Underline(sx0, sx1, baseline + size * 0.18, answer))
+            drawn.append(Underline(sx0, sx1, baseline + size * UNDERLINE_DROP, answer))
         y += size * LINE_SPACING
+    result.underlines = _widen_short(drawn, size * MIN_UNDERLINE, x0 + box_w)
     return result
+
+
+def _widen_short(underlines: list[Underline], min_width: float, right: float) -> list[Underline]:
+    """Widen the underline of a short answer that sits on one line, up to the box's right edge.
+
+    An answer that wraps keeps underlines exactly under its words: widening the piece at a
+    line end would draw a blank after a word that goes on below (the old `A____` look).
+    """
+    lines_of: dict[int, int] = {}
+    for u in underlines:
+        lines_of[u.answer] = lines_of.get(u.answer, 0) + 1
+    out = []
+    for u in underlines:
+        if lines_of[u.answer] == 1 and u.x1 - u.x0 < min_width:
+            u = Underline(u.x0, max(u.x1, min(u.x0 + min_width, right)), u.y, u.answer)
+        out.append(u)
+    return out

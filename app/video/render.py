@@ -144,8 +144,7 @@ class Scene:
         if answer is None:
             thickness = max(1, round(lay.size * 0.07))
             for u in lay.underlines:
-                draw.rectangle((u.x0, u.y, max(u.x1, u.x0 + lay.size * 2), u.y + thickness),
-                               fill=PROMPT_COLOUR)
+                draw.rectangle((u.x0, u.y, u.x1, u.y + thickness), fill=PROMPT_COLOUR)
         for piece in lay.pieces:
             wanted = piece.role is Role.PROMPT if answer is None else piece.answer == answer
             if not wanted:

@@ -70,10 +70,8 @@ class Segment:
 
 
 def _fit_answer(answer: str, following: str) -> str:
-    """Drop a white card's final period when the prompt goes on with punctuation."""
-    if answer.endswith(".") and not answer.endswith("..") and following[:1] in {
-        ".", "?", "!", ",", ";", ":"
-    }:
+    """Drop a white card's final period when the prompt goes on after the blank."""
+    if answer.endswith(".") and not answer.endswith("..") and following.strip():
         return answer[:-1]
     return answer
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
 
 import pytest
 
+from app.game.decks import read_deck_file
 from app.video.errors import RenderTimeoutError
 from app.video.fonts import find_emoji_font, load_fontset
-from app.video.layout import layout
+from app.video.layout import MIN_UNDERLINE, layout
 from app.video.local import LocalRenderer
 from app.video.provider import VideoRequest
 from app.video.render import RenderJob, RenderResult, Scene, Timeline, render_video
@@ -62,11 +64,11 @@ async def test_720p_setting_gives_1280x720(tmp_path: Path) -> None:
 
 
 def test_more_answers_make_a_longer_video_within_limits(tmp_path: Path) -> None:
-    job = RenderJob("_, _, _, _ and _.", ("One", "Two", "Three", "Four", "Five"))
-    result = render_video(job, str(tmp_path / "five.mp4"))
+    job = RenderJob("_, _ and _.", ("One", "Two", "Three"))
+    result = render_video(job, str(tmp_path / "three.mp4"))
     assert 4.0 <= result.duration <= 6.0
-    assert_playable(tmp_path / "five.mp4", 640, 360)
-    assert Timeline.plan(5).duration > Timeline.plan(1).duration
+    assert_playable(tmp_path / "three.mp4", 640, 360)
+    assert Timeline.plan(3).duration > Timeline.plan(1).duration
 
 
 def test_answers_animate_into_the_blank() -> None:
@@ -225,3 +227,92 @@ async def test_a_stuck_worker_is_killed_and_the_pool_replaced(tmp_path: Path) ->
     finally:
         await renderer.aclose()
     assert_playable(tmp_path / "ok.mp4", 640, 360)
+
+
+# --- the limits are the loader's: no playable card makes a video fail --------------------------
+
+# The longest allowed pick-3 combination (docs/img/frame_longest_*.png shows it).
+LONGEST_BLACK = (
+    "Dear diary: today the neighbourhood association held its annual meeting in the church "
+    "basement, and after four long hours of arguing about parking, hedges, the broken "
+    "streetlight on Elm Street and who keeps stealing the good chairs, the chairwoman stood up, "
+    "cleared her throat and announced that from now on every single household will be "
+    "responsible for _, for _ and, most importantly of all, for _.")
+LONGEST_WHITES = (
+    "A retired circus bear named Gerald who has strong opinions about modern architecture, "
+    "refuses to eat anything that is not shaped like a star, and insists on reading the whole "
+    "minutes of the last meeting aloud in a thick Bavarian accent before dinner.",
+    "Forty-nine plastic ducks, each one hand-painted to look like a different former "
+    "president, arranged in order of height along the windowsill and dusted every Thursday "
+    "morning with a tiny feather duster that was a gift from a confused Swedish diplomat.",
+    "The mysterious smell coming from the basement that nobody has been able to explain since "
+    "1987, which the fire brigade, three priests and a very expensive consultant from the "
+    "county have all investigated and politely declined to talk about ever again.",
+)
+
+
+def test_the_longest_pick_3_combination_fits_without_cuts() -> None:
+    assert len(LONGEST_BLACK) == MAX_BLACK_CHARS
+    assert [len(w) for w in LONGEST_WHITES] == [MAX_WHITE_CHARS] * 3
+    fonts = load_fontset()
+    for width, height in [(640, 360), (1280, 720)]:
+        scene = Scene(RenderJob(LONGEST_BLACK, LONGEST_WHITES, width=width, height=height), fonts)
+        assert not scene.layout.truncated
+        assert scene.layout.size >= round(height * 0.033)
+
+
+@pytest.mark.parametrize("length", [151, 249])
+def test_a_long_white_card_from_a_custom_deck_renders(tmp_path: Path, length: int) -> None:
+    """Bug 1: a 151-500 character white card was playable but its video always failed."""
+    long_white = ("A long answer " + "that goes on and on " * 20)[: length - 1] + "."
+    too_long = "x" * (MAX_WHITE_CHARS + 1)
+    deck = tmp_path / "custom.json"
+    deck.write_text(json.dumps({"white": ["A spoon.", long_white, too_long],
+                                "black": [{"text": "I stir my soup with _.", "pick": 1}]}))
+    loaded = read_deck_file(deck)
+    [played] = [c.text for c in loaded.decks[0].white if len(c.text) == length]
+    assert loaded.set_aside.counts == {"too_long": 1}  # what cannot render does not play
+    black, whites = validate_cards(loaded.decks[0].black[0].text, [played])
+    result = render_video(RenderJob(black, whites), str(tmp_path / "long.mp4"))
+    assert not result.truncated
+    assert_playable(tmp_path / "long.mp4", 640, 360)
+
+
+# --- underlines -------------------------------------------------------------------------------
+
+WRAPPING = ("After months of careful negotiation, the union finally got paid in _.",
+            ("A goose with a vendetta.",))
+
+
+def test_an_answer_that_wraps_is_underlined_only_under_its_words() -> None:
+    """The old frame drew `A____`: the first word of a wrapping answer got a blank's width."""
+    scene = Scene(RenderJob(*WRAPPING), load_fontset())
+    first, second = scene.layout.underlines
+    pieces = [p for p in scene.layout.pieces if p.answer == 0]
+    assert pieces[0].text == "a"  # at the end of its line; "goose ..." goes on below
+    assert first.y < second.y
+    assert first.x0 == pytest.approx(pieces[0].x)
+    assert first.x1 == pytest.approx(pieces[0].x + pieces[0].width)
+    # what is drawn: nothing of the underline to the right of the word
+    row = round(first.y) + 1
+    right = round(first.x1) + 2
+    drawn = [scene.prompt.getpixel((x, row)) for x in range(right, right + 20)]
+    assert all(pixel[3] == 0 for pixel in drawn)  # type: ignore[index]
+
+
+def test_a_short_answer_gets_a_blank_wide_underline_inside_the_box() -> None:
+    fonts = load_fontset()
+    alone = layout(compose("Why _?", ["Me"]), fonts, (10.0, 10.0, 300.0, 200.0), 30, 10)
+    [u] = alone.underlines
+    assert u.x1 - u.x0 == pytest.approx(alone.size * MIN_UNDERLINE)
+    # at the right edge of the box the widening stops at the edge (it used to run over the
+    # card's border)
+    scene = Scene(RenderJob("After the wedding, the one thing everyone remembered was _", ("I.",)),
+                  fonts)
+    [u] = scene.layout.underlines
+    box_right = 640 - round(360 * 0.06) - round(360 * 0.07)
+    assert u.x0 + scene.layout.size * MIN_UNDERLINE > box_right  # the case that overflowed
+    assert u.x1 == pytest.approx(box_right)
+    row = round(u.y) + 1
+    assert all(scene.prompt.getpixel((x, row))[3] == 0  # type: ignore[index]
+               for x in range(box_right + 1, 640))

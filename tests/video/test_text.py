@@ -93,9 +93,11 @@ def test_compose_without_blank_puts_answers_below() -> None:
     assert sentence(segments) == "What ends my day? Naps. Tacos."
 
 
-def test_answer_period_dropped_before_punctuation() -> None:
+def test_answer_period_dropped_when_the_prompt_goes_on() -> None:
     assert sentence(compose("I love _!", ["Cats."])) == "I love cats!"
-    assert sentence(compose("I love _ a lot", ["Cats."])) == "I love cats. a lot"
+    assert sentence(compose("I love _ a lot", ["Cats."])) == "I love cats a lot"
+    assert sentence(compose("I love _", ["Cats."])) == "I love cats."
+    assert sentence(compose("I love _ a lot", ["Cats..."])) == "I love cats... a lot"
 
 
 @pytest.mark.parametrize(
