@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 LeaveReason = Literal["left", "kicked", "timed_out"]
-VoidReason = Literal["czar_left", "judge_timeout", "no_submissions", "not_enough_players"]
+# Why a round ended without a winner. "submit_timeout": the submit timer ran out and nobody had
+# submitted (with submissions, the timer reveals them instead).
+VoidReason = Literal["czar_left", "judge_timeout", "submit_timeout", "not_enough_players"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +87,7 @@ class RoundWon:
     winner_name: str
     submission_id: str
     scores: dict[str, int]
+    winner_left: bool = False  # the author left after the reveal: the win scores nothing
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,6 +68,13 @@ class RoomRegistry:
             raise RoomNotFound(f"no room with code {raw_code.strip()[:16]!r}")
         return room
 
+    def close(self, room: Room) -> bool:
+        """Forget a room whoever still sits in it (idle, or nobody connected)."""
+        if self._rooms.get(room.code) is room:
+            del self._rooms[room.code]
+            return True
+        return False
+
     def discard_if_empty(self, room: Room) -> bool:
         """Forget a room nobody sits in any more."""
         if room.is_empty and self._rooms.get(room.code) is room:

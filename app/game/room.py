@@ -32,7 +32,7 @@ from app.game.errors import (
 from app.game.players import Player, clean_name, name_key
 from app.game.round import Round, RoundPhase, Submission
 from app.game.settings import MIN_PLAYERS, RoomSettings
-from app.game.views import RoomView, view_of
+from app.game.views import RoomView, SubmissionView, view_of
 
 Phase = Literal["lobby", "submitting", "judging", "game_over"]
 Events = list[ev.Event]
@@ -114,6 +114,15 @@ class Room:
             return None
         return max(0.0, self.round.deadline - self._clock())
 
+    def revealed(self) -> tuple[SubmissionView, ...]:
+        """The submissions the czar judges: shuffled, anonymous; empty unless judging."""
+        r = self.round
+        if r is None or r.phase is not RoundPhase.JUDGING:
+            return ()
+        return tuple(
+            SubmissionView(s.submission_id, tuple(c.text for c in s.cards)) for s in r.revealed
+        )
+
     def public_state(self) -> RoomView:
         """What every player (and the REST API) may see: no hands, no authors of submissions."""
         return view_of(self)
@@ -122,8 +131,9 @@ class Room:
 
     def add_player(self, raw_name: str) -> tuple[Player, Events]:
         name = clean_name(raw_name)
-        if any(name_key(p.name) == name_key(name) for p in self.players):
-            raise NameTaken(f"the name {name!r} is already taken in this room")
+        key = name_key(name)
+        if any(name_key(p.name) == key for p in self.players):
+            raise NameTaken(f"the name {name!r} is taken or looks like a name in this room")
         if len(self.players) >= self.settings.max_players:
             raise RoomFull(f"room {self.code} is full ({self.settings.max_players} players)")
         player = Player(id=self._new_id("p"), name=name)
@@ -230,7 +240,7 @@ class Room:
             raise InvalidCards("you can only play cards from your own hand")
         cards = tuple(by_id[i] for i in ids)
         player.hand[:] = [c for c in player.hand if c.id not in set(ids)]
-        r.submissions[player.id] = Submission(player.id, cards)
+        r.submissions[player.id] = Submission(player.id, player.name, cards)
         events: Events = [ev.CardsSubmitted(r.number, player.id)]
         if r.all_in:
             events += self._reveal(r)
@@ -243,8 +253,11 @@ class Room:
         chosen = r.find_revealed(submission_id)
         if chosen is None:
             raise UnknownSubmission("no such submission in this round")
-        winner = self.player(chosen.player_id)  # submissions of leavers are withdrawn
-        winner.score += 1
+        # The author may have left after the reveal (their submission stays, see _withdraw):
+        # the win is announced under the name they had, and scores nothing.
+        winner = next((p for p in self.players if p.id == chosen.player_id), None)
+        if winner is not None:
+            winner.score += 1
         self._discard_round(r)
         self.round = None
         events: Events = [
@@ -252,13 +265,14 @@ class Room:
                 round=r.number,
                 black_card_text=r.black.text,
                 white_card_texts=tuple(c.text for c in chosen.cards),
-                winner_player_id=winner.id,
-                winner_name=winner.name,
+                winner_player_id=chosen.player_id,
+                winner_name=chosen.player_name,
                 submission_id=chosen.submission_id,
                 scores=self.scores(),
+                winner_left=winner is None,
             )
         ]
-        if winner.score >= self.settings.score_limit:
+        if winner is not None and winner.score >= self.settings.score_limit:
             self._status = "game_over"
             self.winner_id = winner.id
             events.append(ev.GameOver(winner.id, winner.name, self.scores()))
@@ -274,7 +288,7 @@ class Room:
         if r.phase is RoundPhase.SUBMITTING:
             if r.submissions:
                 return self._reveal(r)
-            return [*self._void("no_submissions"), *self._next_round()]
+            return [*self._void("submit_timeout"), *self._next_round()]
         return [*self._void("judge_timeout"), *self._next_round()]
 
     # --- internals ----------------------------------------------------------------------------
@@ -338,9 +352,14 @@ class Room:
             r.participants.add(player.id)
 
     def _withdraw(self, r: Round, player: Player, *, to_hand: bool) -> Events:
-        """Take a player out of the round; reveal if everyone left has submitted."""
+        """Take a player out of the round; reveal if everyone left has submitted.
+
+        Once revealed, a submission stays on the table when its author leaves: taking it away
+        would tell everyone who wrote it. The czar may still pick it (see ``pick_winner``)."""
         events: Events = []
         r.participants.discard(player.id)
+        if r.phase is RoundPhase.JUDGING:
+            return events
         sub = r.submissions.pop(player.id, None)
         if sub is not None:
             if to_hand:
@@ -348,14 +367,8 @@ class Room:
             else:
                 self._white.discard(sub.cards)
             events.append(ev.SubmissionWithdrawn(r.number, player.id))
-        if r.phase is RoundPhase.SUBMITTING:
-            if r.all_in:
-                events += self._reveal(r)
-        elif sub is not None:
-            r.revealed = [s for s in r.revealed if s is not sub]
-            if not r.revealed:
-                events += self._void("no_submissions")
-                events += self._next_round()
+        if r.all_in:
+            events += self._reveal(r)
         return events
 
     def _reveal(self, r: Round) -> Events:

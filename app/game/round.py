@@ -16,6 +16,7 @@ class RoundPhase(StrEnum):
 @dataclass(eq=False, slots=True)
 class Submission:
     player_id: str
+    player_name: str  # kept for round_won if the author leaves while the czar judges
     cards: tuple[WhiteCard, ...]
     submission_id: str = ""  # opaque id, given when the submissions are revealed
 

@@ -1,11 +1,15 @@
-"""The public view of a room: what every player and the REST API may see."""
+"""The public view of a room: what every player and the REST API may see.
+
+This is the one definition of the room state. Its field names are the wire names: the Socket.IO
+``room_state`` event and ``GET /api/rooms/{code}`` serialise these dataclasses as they are
+(``app/sockets/payloads.py``), so a field added here reaches every client and the OpenAPI schema.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from app.game.events import RevealedSubmission
 from app.game.settings import RoomSettings
 
 if TYPE_CHECKING:
@@ -31,8 +35,16 @@ class BlackCardView:
 
 
 @dataclass(frozen=True, slots=True)
+class SubmissionView:
+    """A revealed submission: anonymous, in shuffled order."""
+
+    submission_id: str
+    cards: tuple[str, ...]  # white card texts, in blank order
+
+
+@dataclass(frozen=True, slots=True)
 class RoomView:
-    code: str
+    room_code: str
     phase: str  # "lobby" | "submitting" | "judging" | "game_over"
     paused: bool  # in the lobby with the scores of an unfinished game
     round: int
@@ -40,8 +52,9 @@ class RoomView:
     czar_id: str | None
     black_card: BlackCardView | None
     players: tuple[PlayerView, ...]
-    submissions: tuple[RevealedSubmission, ...]  # while judging: shuffled and anonymous
-    seconds_left: float | None  # of the running round timer
+    scores: dict[str, int]  # by player id, for clients that only keep scores
+    submissions: tuple[SubmissionView, ...]  # while judging: shuffled and anonymous
+    seconds_left: float | None  # of the running round timer, to 0.1 s
     winner_id: str | None  # once the game is over
     settings: RoomSettings
 
@@ -60,8 +73,9 @@ def view_of(room: Room) -> RoomView:
         )
         for p in room.players
     )
+    left = room.seconds_left()
     return RoomView(
-        code=room.code,
+        room_code=room.code,
         phase=room.phase,
         paused=room.paused,
         round=room.round_number,
@@ -69,11 +83,9 @@ def view_of(room: Room) -> RoomView:
         czar_id=r.czar_id if r is not None else None,
         black_card=BlackCardView(r.black.text, r.black.pick, r.black.draw) if r else None,
         players=players,
-        submissions=tuple(
-            RevealedSubmission(s.submission_id, tuple(c.text for c in s.cards))
-            for s in (r.revealed if r is not None else ())
-        ),
-        seconds_left=room.seconds_left(),
+        scores={p.id: p.score for p in players},
+        submissions=room.revealed(),
+        seconds_left=round(left, 1) if left is not None else None,
         winner_id=room.winner_id,
         settings=room.settings,
     )

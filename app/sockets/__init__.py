@@ -13,6 +13,7 @@ from collections.abc import Callable
 import socketio
 
 from app.core.config import Settings
+from app.core.ratelimit import RateLimits
 from app.game.registry import RoomRegistry, get_registry
 from app.sockets.server import GameServer
 from app.sockets.video import VideoService, default_video_service
@@ -28,12 +29,16 @@ def register_socket_handlers(
     settings: Settings | None = None,
     resolve_video: Callable[[], VideoService | None] = default_video_service,
     tick_interval: float = 0.5,
+    rate_limits: RateLimits | None = None,
 ) -> GameServer:
     """Register the game's events on ``sio`` and return the server object.
 
     ``registry`` defaults to the process-wide one (``get_registry()``, shared with the REST
     routes), which loads the decks now, so a bad deck file fails at start-up. Without
     ``video_service``, ``app.video.service.get_video_service()`` is looked up on first use.
+    ``rate_limits`` (the app's, started and closed by its owner) counts the per-address limits;
+    without it the game server makes and closes its own. ``sio`` must have been created with
+    ``always_connect=True``.
     """
     server = GameServer(
         sio,
@@ -42,6 +47,7 @@ def register_socket_handlers(
         video_service=video_service,
         resolve_video=resolve_video,
         tick_interval=tick_interval,
+        rate_limits=rate_limits,
     )
     server.register()
     return server

@@ -1,67 +1,29 @@
 """Server-to-client payloads (Socket.IO events and REST responses), built from game views and
-events. See docs/protocol.md for examples."""
+events. See docs/protocol.md for examples.
+
+The room state has one definition, ``app.game.views.RoomView``; it is serialised as it is
+(``to_json``) for ``room_state`` and served as the REST response model, so no second copy of its
+fields exists here. The other payloads are events and have their own small models.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 from app.game import events as ev
 from app.game.cards import WhiteCard
-from app.game.views import RoomView
+from app.game.views import RoomView, SubmissionView
+
+RoomStateOut = RoomView  # the response model of GET /api/rooms/{code}
 
 
 class Out(BaseModel):
     """A payload; ``model_validate(obj)`` copies it from the same-named attributes of ``obj``."""
 
     model_config = ConfigDict(frozen=True, from_attributes=True)
-
-
-class BlackCardOut(Out):
-    text: str
-    pick: int
-    draw: int
-
-
-class PlayerOut(Out):
-    id: str
-    name: str
-    score: int
-    connected: bool
-    is_host: bool
-    is_czar: bool
-    submitted: bool
-
-
-class SubmissionOut(Out):
-    submission_id: str
-    cards: list[str]
-
-
-class SettingsOut(Out):
-    score_limit: int
-    max_players: int
-    hand_size: int
-    submit_seconds: int | None
-    judge_seconds: int | None
-    deck_ids: list[str]
-
-
-class RoomStateOut(Out):
-    room_code: str
-    phase: str
-    paused: bool
-    round: int
-    host_id: str | None
-    czar_id: str | None
-    black_card: BlackCardOut | None
-    players: list[PlayerOut]
-    scores: dict[str, int]
-    submissions: list[SubmissionOut]
-    seconds_left: float | None
-    winner_id: str | None
-    settings: SettingsOut
 
 
 class CardOut(Out):
@@ -78,7 +40,7 @@ class HandOut(Out):
 class SubmissionsOut(Out):
     round: int
     black_card: str
-    submissions: list[SubmissionOut]
+    submissions: list[SubmissionView]
 
 
 class WinnerOut(Out):
@@ -92,6 +54,31 @@ class RoundWonOut(Out):
     white_cards: list[str]
     winner: WinnerOut
     scores: dict[str, int]
+
+
+RoundEndReason = Literal[
+    "won", "submit_timeout", "judge_timeout", "czar_left", "not_enough_players"
+]
+
+
+class RoundEndedOut(Out):
+    round: int
+    reason: RoundEndReason
+
+
+class GamePausedOut(Out):
+    reason: Literal["not_enough_players"]
+    scores: dict[str, int]
+
+
+class GameResumedOut(Out):
+    scores: dict[str, int]
+
+
+class RoomClosedOut(Out):
+    room_code: str
+    reason: str  # "idle" | "abandoned"
+    message: str
 
 
 class GameOverOut(Out):
@@ -116,30 +103,18 @@ class ErrorOut(Out):
     message: str
 
 
-def room_state(view: RoomView) -> RoomStateOut:
-    return RoomStateOut(
-        room_code=view.code,
-        phase=view.phase,
-        paused=view.paused,
-        round=view.round,
-        host_id=view.host_id,
-        czar_id=view.czar_id,
-        black_card=(
-            BlackCardOut.model_validate(view.black_card) if view.black_card is not None else None
-        ),
-        players=[PlayerOut.model_validate(p) for p in view.players],
-        scores={p.id: p.score for p in view.players},
-        submissions=_submissions(view.submissions),
-        seconds_left=round(view.seconds_left, 1) if view.seconds_left is not None else None,
-        winner_id=view.winner_id,
-        settings=SettingsOut.model_validate(view.settings),  # deck_ids: tuple -> list
-    )
+def room_state(view: RoomView) -> RoomView:
+    """The ``room_state`` payload: the view itself (``to_json`` turns it into JSON)."""
+    return view
 
 
-def _submissions(subs: Sequence[ev.RevealedSubmission]) -> list[SubmissionOut]:
-    return [
-        SubmissionOut(submission_id=s.submission_id, cards=list(s.white_card_texts)) for s in subs
-    ]
+_ROOM_VIEW: TypeAdapter[RoomView] = TypeAdapter(RoomView)
+
+
+def to_json(view: RoomView) -> dict[str, Any]:
+    """The room state as JSON-ready data (tuples become lists)."""
+    data: dict[str, Any] = _ROOM_VIEW.dump_python(view, mode="json")
+    return data
 
 
 def hand(room_code: str, round_number: int, cards: Sequence[WhiteCard]) -> HandOut:
@@ -150,9 +125,17 @@ def hand(room_code: str, round_number: int, cards: Sequence[WhiteCard]) -> HandO
     )
 
 
-def submissions(e: ev.SubmissionsRevealed) -> SubmissionsOut:
+def revealed(e: ev.SubmissionsRevealed) -> SubmissionsOut:
+    subs = [SubmissionView(s.submission_id, s.white_card_texts) for s in e.submissions]
+    return SubmissionsOut(round=e.round, black_card=e.black_card_text, submissions=subs)
+
+
+def submissions(view: RoomView) -> SubmissionsOut | None:
+    """What the czar judges, from the room's view; None unless the room is judging."""
+    if view.phase != "judging" or view.black_card is None:
+        return None
     return SubmissionsOut(
-        round=e.round, black_card=e.black_card_text, submissions=_submissions(e.submissions)
+        round=view.round, black_card=view.black_card.text, submissions=list(view.submissions)
     )
 
 

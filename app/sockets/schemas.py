@@ -1,6 +1,8 @@
 """Client-to-server payloads, validated with pydantic before anything changes.
 
-Models are strict (no "1" for 1) and forbid unknown fields.
+Models are strict (no "1" for 1) and forbid unknown fields. Room settings are defined once, in
+``app.game.settings.RoomSettings``: ``SettingsIn`` takes its ranges and defaults from there and
+only adds the wire's strictness (a JSON list for ``deck_ids``, no extra fields).
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from app.game.decks import DEFAULT_DECK_ID
 from app.game.settings import (
     HAND_SIZE_RANGE,
     MAX_DECKS,
@@ -22,6 +23,7 @@ from app.game.settings import (
 ShortStr = Annotated[str, StringConstraints(max_length=64)]
 NameStr = Annotated[str, StringConstraints(max_length=100)]  # the room applies the name rules
 Timer = Annotated[int, Field(ge=TIMER_RANGE[0], le=TIMER_RANGE[1])] | None
+DEFAULTS = RoomSettings()
 
 
 class Payload(BaseModel):
@@ -29,13 +31,19 @@ class Payload(BaseModel):
 
 
 class SettingsIn(Payload):
-    score_limit: Annotated[int, Field(ge=SCORE_LIMIT_RANGE[0], le=SCORE_LIMIT_RANGE[1])] = 7
-    max_players: Annotated[int, Field(ge=MAX_PLAYERS_RANGE[0], le=MAX_PLAYERS_RANGE[1])] = 10
-    hand_size: Annotated[int, Field(ge=HAND_SIZE_RANGE[0], le=HAND_SIZE_RANGE[1])] = 10
-    submit_seconds: Timer = None
-    judge_seconds: Timer = None
+    score_limit: Annotated[int, Field(ge=SCORE_LIMIT_RANGE[0], le=SCORE_LIMIT_RANGE[1])] = (
+        DEFAULTS.score_limit
+    )
+    max_players: Annotated[int, Field(ge=MAX_PLAYERS_RANGE[0], le=MAX_PLAYERS_RANGE[1])] = (
+        DEFAULTS.max_players
+    )
+    hand_size: Annotated[int, Field(ge=HAND_SIZE_RANGE[0], le=HAND_SIZE_RANGE[1])] = (
+        DEFAULTS.hand_size
+    )
+    submit_seconds: Timer = DEFAULTS.submit_seconds
+    judge_seconds: Timer = DEFAULTS.judge_seconds
     deck_ids: Annotated[list[ShortStr], Field(min_length=1, max_length=MAX_DECKS)] = Field(
-        default_factory=lambda: [DEFAULT_DECK_ID]
+        default_factory=lambda: list(DEFAULTS.deck_ids)
     )
 
     def to_settings(self) -> RoomSettings:

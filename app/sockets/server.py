@@ -4,6 +4,15 @@ Each client event: rate limit, validate the payload, apply one transition to the
 room's lock, broadcast what changed, and acknowledge with ``{"ok": true, ...}`` or
 ``{"ok": false, "error": {"code", "message"}}``. No input may crash the server: anything
 unexpected is logged and acknowledged as ``internal``.
+
+Only the server decides connect and disconnect. python-socketio hands a client *event* named
+``connect`` or ``disconnect`` (``42["connect",{}]``) to the same handlers as the real ones, so
+each handler first checks that it was called by the library: a real connect passes the
+connection's own environ object, which no packet can forge, and a real disconnect runs after the
+connection was marked as leaving. Anything else is refused as ``unknown_event``.
+
+The server needs ``socketio.AsyncServer(always_connect=True)``: the connection is accepted before
+the connect handler runs, so the handler can send a reconnecting player their screen directly.
 """
 
 from __future__ import annotations
@@ -19,12 +28,14 @@ import socketio
 from pydantic import ValidationError
 
 from app.core.config import Settings, get_settings
+from app.core.ratelimit import RateLimits
 from app.game import events as ev
 from app.game.errors import GameError
 from app.game.registry import RoomRegistry
 from app.game.room import Room
 from app.game.settings import RoomSettings
 from app.sockets import payloads
+from app.sockets.guard import ConnectionCounts, MalformedPackets, client_address
 from app.sockets.ratelimit import TokenBucket
 from app.sockets.schemas import (
     CreateRoomIn,
@@ -49,6 +60,14 @@ class InvalidPayload(GameError):
 
 class UnknownEvent(GameError):
     code = "unknown_event"
+
+
+class TooManyRooms(GameError):
+    code = "too_many_rooms"
+
+
+class TooManyJoins(GameError):
+    code = "too_many_joins"
 
 
 def ok(**fields: Any) -> Ack:
@@ -82,14 +101,23 @@ class GameServer:
         resolve_video: Callable[[], VideoService | None] = default_video_service,
         clock: Callable[[], float] = time.monotonic,
         tick_interval: float = 0.5,
+        rate_limits: RateLimits | None = None,
     ) -> None:
         s = settings if settings is not None else get_settings()
         self.sio = sio
         self.registry = registry
         self.sessions = Sessions()
         self.grace = s.reconnect_grace_seconds
+        self.idle = s.room_idle_seconds
         self.rate = s.socket_rate_limit_per_second
         self.burst = s.socket_rate_limit_burst
+        self.connections = ConnectionCounts(s.socket_max_connections_per_address)
+        self.rooms_rate = s.socket_rooms_per_address
+        self.joins_rate = s.socket_joins_per_address
+        # Per-address rates; built here (and closed by stop()) unless the app shares its own.
+        self._own_limits = rate_limits is None
+        self.limits = rate_limits if rate_limits is not None else RateLimits.from_settings(s)
+        self.malformed = MalformedPackets()
         self.tick_interval = tick_interval
         self._clock = clock
         video_timeout = max(s.video_render_timeout, s.http_provider_deadline) + 30.0
@@ -100,8 +128,12 @@ class GameServer:
             speculative=s.speculative_render,
             timeout=video_timeout,
         )
+        # Per connection, created on its first event and dropped only by the real disconnect.
         self._buckets: dict[str, TokenBucket] = {}
+        self._address: dict[str, str] = {}  # sid -> client address, while connected
         self._locks: dict[str, asyncio.Lock] = {}
+        self._active: dict[str, float] = {}  # room code -> clock of its last transition
+        self._unattended: dict[str, float] = {}  # room code -> since when nobody is connected
         self._ticker: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -117,14 +149,55 @@ class GameServer:
             "leave_room": self._leave_room,
             "kick_player": self._kick_player,
         }
+        if not getattr(self.sio, "always_connect", False):
+            raise RuntimeError("the game needs socketio.AsyncServer(always_connect=True)")
         self.sio.on("connect", self._on_connect)
         self.sio.on("disconnect", self._on_disconnect)
         for name, action in actions.items():
             self.sio.on(name, self._handler(name, action))
         self.sio.on("*", self._on_unknown)
+        self._guard_packets()
+
+    def _guard_packets(self) -> None:
+        """Catch what python-socketio cannot decode, in Engine.IO's message handler: count it,
+        log one line a minute per connection, and close a connection that keeps at it."""
+        eio = self.sio.eio
+        on_message, on_close = eio.handlers["message"], eio.handlers["disconnect"]
+
+        async def message(eio_sid: str, data: Any) -> None:
+            try:
+                await on_message(eio_sid, data)
+            except Exception as exc:
+                await self._malformed_packet(eio_sid, exc)
+
+        async def close(eio_sid: str, *args: Any) -> None:
+            extra = self.malformed.forget(eio_sid)
+            if extra:
+                logger.warning("%s sent %d more malformed packets before it closed",
+                               eio_sid, extra)
+            await on_close(eio_sid, *args)
+
+        eio.on("message", message)
+        eio.on("disconnect", close)
+
+    async def _malformed_packet(self, eio_sid: str, exc: Exception) -> None:
+        verdict = self.malformed.record(eio_sid)
+        address = client_address(self.sio.environ.get(eio_sid))
+        if verdict.log:
+            logger.warning(
+                "malformed packet from %s (%s): %s: %s; %d in the minute before",
+                eio_sid, address, type(exc).__name__, str(exc)[:100], verdict.previous,
+            )
+        if verdict.close:
+            self.malformed.forget(eio_sid)
+            logger.warning("closing %s (%s): %d malformed packets within %.0f s",
+                           eio_sid, address, verdict.count, self.malformed.window)
+            self._spawn(self.sio.eio.disconnect(eio_sid))
 
     async def start(self) -> None:
         """Start the ticker (round timers, reconnect grace). Call from the app's lifespan."""
+        if self._own_limits:
+            await self.limits.start()
         self._ensure_ticker()
 
     async def stop(self) -> None:
@@ -137,6 +210,8 @@ class GameServer:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.videos.close()
+        if self._own_limits:
+            await self.limits.aclose()
 
     def _ensure_ticker(self) -> None:
         if self._ticker is None or self._ticker.done():
@@ -151,6 +226,11 @@ class GameServer:
 
     def _lock(self, room_code: str) -> asyncio.Lock:
         return self._locks.setdefault(room_code, asyncio.Lock())
+
+    def _forget_room(self, room_code: str) -> None:
+        self._locks.pop(room_code, None)
+        self._active.pop(room_code, None)
+        self._unattended.pop(room_code, None)
 
     def _handler(self, name: str, action: Action) -> Callable[..., Awaitable[Ack]]:
         async def handler(sid: str, *args: Any) -> Ack:
@@ -184,6 +264,24 @@ class GameServer:
 
         return await self._dispatch(sid, "*", args[:1], unknown)
 
+    async def _reserved(self, sid: str, name: str, args: Sequence[Any]) -> Ack:
+        """A client event named like a library event: refused, and rate limited like any."""
+
+        async def refuse(_sid: str, _data: Any) -> Ack:
+            raise UnknownEvent(f"{name!r} is reserved for the server")
+
+        return await self._dispatch(sid, name, args[:1], refuse)
+
+    async def _send_error(self, sid: str, code: str, message: str) -> None:
+        await self._emit("error", payloads.ErrorOut(code=code, message=message).model_dump(), sid)
+
+    async def _check_rate(self, sid: str, name: str, rate: str, error: type[GameError]) -> None:
+        address = self._address.get(sid, "unknown")
+        if not await self.limits.hit(f"socket_{name}", address, rate):
+            wait = await self.limits.retry_after(f"socket_{name}", address, rate)
+            raise error(f"too many {name} from your address (limit {rate}); "
+                        f"try again in {wait} s")
+
     async def _emit(self, event: str, data: dict[str, Any], to: str) -> None:
         try:
             await self.sio.emit(event, data, to=to)
@@ -203,24 +301,36 @@ class GameServer:
     async def _publish(self, room: Room, events: Sequence[ev.Event]) -> None:
         """Broadcast the outcome of a transition; call with the room's lock held."""
         to_room = channel(room.code)
+        self._active[room.code] = self._clock()
         for e in events:
             if isinstance(e, ev.PlayerLeft):
                 await self._unseat(room.code, e)
             elif isinstance(e, ev.SubmissionsRevealed):
-                await self._emit("submissions", payloads.submissions(e).model_dump(), to_room)
+                subs = payloads.revealed(e)
+                await self._emit("submissions", subs.model_dump(mode="json"), to_room)
                 self.videos.on_revealed(e)
             elif isinstance(e, ev.RoundWon):
                 await self._emit("round_won", payloads.round_won(e).model_dump(), to_room)
+                ended = payloads.RoundEndedOut(round=e.round, reason="won")
+                await self._emit("round_ended", ended.model_dump(), to_room)
                 self.videos.on_won(to_room, e)
+            elif isinstance(e, ev.RoundVoided):
+                ended = payloads.RoundEndedOut(round=e.round, reason=e.reason)
+                await self._emit("round_ended", ended.model_dump(), to_room)
+            elif isinstance(e, ev.GamePaused):
+                paused = payloads.GamePausedOut(reason=e.reason, scores=e.scores)
+                await self._emit("game_paused", paused.model_dump(), to_room)
+            elif isinstance(e, ev.GameStarted) and e.resumed:
+                resumed = payloads.GameResumedOut(scores=room.scores())
+                await self._emit("game_resumed", resumed.model_dump(), to_room)
             elif isinstance(e, ev.GameOver):
                 await self._emit("game_over", payloads.game_over(e).model_dump(), to_room)
         if room.is_empty:
             self.registry.discard_if_empty(room)
-            self._locks.pop(room.code, None)
+            self._forget_room(room.code)
             logger.info("room %s closed", room.code)
             return
-        state = payloads.room_state(room.public_state()).model_dump()
-        await self._emit("room_state", state, to_room)
+        await self._emit("room_state", payloads.to_json(room.public_state()), to_room)
         for player in room.players:
             seat = self.sessions.by_player(room.code, player.id)
             if seat is not None and seat.sid is not None:
@@ -233,8 +343,23 @@ class GameServer:
             return
         await self.sio.leave_room(seat.sid, channel(room_code))
         if e.reason == "kicked":
-            error = payloads.ErrorOut(code="kicked", message="the host removed you from the room")
-            await self._emit("error", error.model_dump(), seat.sid)
+            await self._send_error(seat.sid, "kicked", "the host removed you from the room")
+
+    async def _close_room(self, room: Room, reason: str, message: str) -> None:
+        """Close a room whoever sits in it: tell them why, and take them out of its channel."""
+        async with self._lock(room.code):
+            if self.registry.find(room.code) is not room:
+                return
+            to_room = channel(room.code)
+            closed = payloads.RoomClosedOut(room_code=room.code, reason=reason, message=message)
+            await self._emit("room_closed", closed.model_dump(), to_room)
+            for player in room.players:
+                seat = self.sessions.drop(room.code, player.id)
+                if seat is not None and seat.sid is not None:
+                    await self.sio.leave_room(seat.sid, to_room)
+            self.registry.close(room)
+            self._forget_room(room.code)
+        logger.info("room %s closed (%s)", room.code, reason)
 
     # --- client events ------------------------------------------------------------------------
 
@@ -243,13 +368,14 @@ class GameServer:
             room_code=room.code,
             player_id=seat.player_id,
             token=seat.token,
-            room=payloads.room_state(room.public_state()).model_dump(),
+            room=payloads.to_json(room.public_state()),
         )
 
     async def _create_room(self, sid: str, data: Any) -> Ack:
         body = CreateRoomIn.model_validate(data)
         if self.sessions.by_sid(sid) is not None:
             raise AlreadyInRoom("this connection is already in a room; leave it first")
+        await self._check_rate(sid, "create_room", self.rooms_rate, TooManyRooms)
         settings = body.settings.to_settings() if body.settings is not None else RoomSettings()
         room, player, events = self.registry.create_room(body.name, settings)
         seat = self.sessions.seat(room.code, player.id, sid)
@@ -261,6 +387,7 @@ class GameServer:
 
     async def _join_room(self, sid: str, data: Any) -> Ack:
         body = JoinRoomIn.model_validate(data)
+        await self._check_rate(sid, "join_room", self.joins_rate, TooManyJoins)
         code = self.registry.get(body.room_code).code
         async with self._lock(code):
             room = self.registry.get(code)  # it may have closed while we waited
@@ -304,70 +431,82 @@ class GameServer:
 
     # --- connections --------------------------------------------------------------------------
 
-    async def _on_connect(self, sid: str, environ: Any, auth: Any = None) -> bool:
+    async def _on_connect(self, sid: str, *args: Any) -> Any:
+        environ = args[0] if args else None
+        if environ is None or environ is not self.sio.get_environ(sid):
+            return await self._reserved(sid, "connect", args[1:])  # a client event
+        auth = args[1] if len(args) > 1 else None
         try:
+            address = client_address(environ)
+            if not self.connections.open(address):
+                limit = self.connections.limit
+                await self._send_error(sid, "too_many_connections",
+                                       f"at most {limit} open connections from one address")
+                logger.warning("refused a connection from %s: %d open", address, limit)
+                return False
+            self._address[sid] = address
             self._ensure_ticker()
-            self._buckets[sid] = TokenBucket(self.rate, self.burst, self._clock)
             token = auth.get("token") if isinstance(auth, dict) else None
             if token is None:
                 return True
             seat = self.sessions.by_token(token) if isinstance(token, str) else None
             if seat is None:
-                error = payloads.ErrorOut(
-                    code="session_expired", message="that seat is gone; create or join a room"
-                )
-                self._spawn(self._after_connect(sid, self._emit("error", error.model_dump(), sid)))
+                await self._send_error(sid, "session_expired",
+                                       "that seat is gone; create or join a room")
                 return True
-            old = self.sessions.attach(seat, sid)
-            await self.sio.enter_room(sid, channel(seat.room_code))
-            if old is not None:
-                await self._replace(old, seat.room_code)
-            self._spawn(self._after_connect(sid, self._resume(sid, seat)))
+            await self._resume(sid, seat)
         except Exception:
             logger.error("connect of %s failed", sid, exc_info=True)
         return True
 
+    async def _resume(self, sid: str, seat: Seat) -> None:
+        """Put ``sid`` in its seat and send it what it needs to rebuild its screen: the room
+        state and its hand (with everyone), and the submissions while the czar judges."""
+        async with self._lock(seat.room_code):
+            room = self.registry.find(seat.room_code)
+            if room is None or not room.has_player(seat.player_id):
+                await self._send_error(sid, "session_expired",
+                                       "that seat is gone; create or join a room")
+                return
+            old = self.sessions.attach(seat, sid)
+            await self.sio.enter_room(sid, channel(seat.room_code))
+            if old is not None:
+                await self._replace(old, seat.room_code)
+            await self._publish(room, room.mark_reconnected(seat.player_id))
+            subs = payloads.submissions(room.public_state())
+            if subs is not None:
+                await self._emit("submissions", subs.model_dump(mode="json"), sid)
+            logger.info("player %s reconnected to room %s", seat.player_id, room.code)
+
     async def _replace(self, old_sid: str, room_code: str) -> None:
         """A second connection took the seat: tell the first one and close it."""
         await self.sio.leave_room(old_sid, channel(room_code))
-        error = payloads.ErrorOut(code="session_replaced", message="you connected from elsewhere")
-        await self._emit("error", error.model_dump(), old_sid)
-        await self.sio.disconnect(old_sid)
+        await self._send_error(old_sid, "session_replaced", "you connected from elsewhere")
+        self._spawn(self.sio.disconnect(old_sid))
 
-    async def _after_connect(self, sid: str, then: Coroutine[Any, Any, None]) -> None:
-        """Run ``then`` once the connection is fully established (after the connect handler)."""
-        try:
-            for _ in range(400):
-                if self.sio.manager.is_connected(sid, "/"):
-                    break
-                await asyncio.sleep(0.005)
-            await then
-        except Exception:
-            logger.error("post-connect work for %s failed", sid, exc_info=True)
-        finally:
-            then.close()
-
-    async def _resume(self, sid: str, seat: Seat) -> None:
-        async with self._lock(seat.room_code):
-            room = self.registry.find(seat.room_code)
-            if seat.sid != sid or room is None or not room.has_player(seat.player_id):
-                return
-            await self._publish(room, room.mark_reconnected(seat.player_id))
-            logger.info("player %s reconnected to room %s", seat.player_id, room.code)
-
-    async def _on_disconnect(self, sid: str, *args: Any) -> None:
+    async def _on_disconnect(self, sid: str, *args: Any) -> Any:
+        if self.sio.manager.is_connected(sid, "/"):
+            return await self._reserved(sid, "disconnect", args)  # a client event
         try:
             self._buckets.pop(sid, None)
-            seat = self.sessions.detach(sid, self._clock())
-            if seat is None:
-                return
-            async with self._lock(seat.room_code):
-                room = self.registry.find(seat.room_code)
-                if seat.sid is not None or room is None or not room.has_player(seat.player_id):
-                    return
-                await self._publish(room, room.mark_disconnected(seat.player_id))
+            address = self._address.pop(sid, None)
+            if address is not None:
+                self.connections.close(address)
+            await self._detach(sid)
         except Exception:
             logger.error("disconnect of %s failed", sid, exc_info=True)
+        return None
+
+    async def _detach(self, sid: str) -> None:
+        """The connection ``sid`` is gone: its seat waits for a reconnect."""
+        seat = self.sessions.detach(sid, self._clock())
+        if seat is None:
+            return
+        async with self._lock(seat.room_code):
+            room = self.registry.find(seat.room_code)
+            if seat.sid is not None or room is None or not room.has_player(seat.player_id):
+                return
+            await self._publish(room, room.mark_disconnected(seat.player_id))
 
     # --- time ---------------------------------------------------------------------------------
 
@@ -377,7 +516,12 @@ class GameServer:
             await self.tick()
 
     async def tick(self) -> None:
-        """Remove players whose grace period is over, and apply round timers."""
+        """Remove players whose grace period is over, close rooms that nobody attends or that
+        sat idle, and apply round timers."""
+        for seat in self.sessions.attached():
+            if seat.sid is not None and self.sio.manager.eio_sid_from_sid(seat.sid, "/") is None:
+                logger.warning("seat of %s had a dead connection; detached", seat.player_id)
+                await self._detach(seat.sid)  # a connection the library no longer knows
         for seat in self.sessions.expired(self._clock(), self.grace):
             try:
                 async with self._lock(seat.room_code):
@@ -390,6 +534,7 @@ class GameServer:
                     await self._publish(room, room.remove(seat.player_id, "timed_out"))
             except Exception:
                 logger.error("removing %s failed", seat.player_id, exc_info=True)
+        await self._close_unattended()
         for room in self.registry.rooms():
             try:
                 async with self._lock(room.code):
@@ -399,3 +544,23 @@ class GameServer:
                             await self._publish(room, events)
             except Exception:
                 logger.error("tick of room %s failed", room.code, exc_info=True)
+
+    async def _close_unattended(self) -> None:
+        """Close rooms without a connected player for the grace period (whatever led there),
+        and rooms where nothing happened for ``ROOM_IDLE_SECONDS``."""
+        now = self._clock()
+        for room in self.registry.rooms():
+            try:
+                seats = (self.sessions.by_player(room.code, p.id) for p in room.players)
+                if any(seat is not None and seat.sid is not None for seat in seats):
+                    self._unattended.pop(room.code, None)
+                elif now - self._unattended.setdefault(room.code, now) >= self.grace:
+                    await self._close_room(room, "abandoned", "nobody was connected")
+                    continue
+                if now - self._active.setdefault(room.code, now) >= self.idle:
+                    minutes = round(self.idle / 60)
+                    await self._close_room(
+                        room, "idle", f"nothing happened in this room for {minutes} minutes"
+                    )
+            except Exception:
+                logger.error("closing room %s failed", room.code, exc_info=True)

@@ -60,7 +60,13 @@ class Sessions:
         return self._by_player.get((room_code, player_id))
 
     def attach(self, seat: Seat, sid: str) -> str | None:
-        """Put ``sid`` in the seat; returns the sid it replaces, if any."""
+        """Put ``sid`` in the seat; returns the sid it replaces, if any.
+
+        One seat per connection: a connection that holds another seat is refused, so a seat can
+        never be left pointing at a connection that has moved on (a ghost)."""
+        held = self._by_sid.get(sid)
+        if held is not None and held is not seat:
+            raise AlreadyInRoom("this connection is already in a room; leave it first")
         old = seat.sid
         if old is not None:
             self._by_sid.pop(old, None)
@@ -86,6 +92,10 @@ class Sessions:
         if seat.sid is not None:
             self._by_sid.pop(seat.sid, None)
         return seat
+
+    def attached(self) -> list[Seat]:
+        """Seats with a connection in them."""
+        return list(self._by_sid.values())
 
     def expired(self, now: float, grace: float) -> list[Seat]:
         """Seats whose connection has been gone for longer than ``grace`` seconds."""

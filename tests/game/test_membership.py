@@ -11,6 +11,7 @@ from app.game.errors import (
     PlayerNotFound,
     RoomFull,
 )
+from app.game.players import name_key
 from app.game.settings import RoomSettings
 from tests.game.support import make_room, one
 
@@ -133,9 +134,37 @@ def test_public_state_hides_hands() -> None:
     room = make_room(3)
     room.start_game(room.players[0].id)
     view = room.public_state()
-    assert view.code == "ABCDE"
+    assert view.room_code == "ABCDE"
     assert view.phase == "submitting"
     assert [p.name for p in view.players] == ["Player 0", "Player 1", "Player 2"]
     assert not hasattr(view.players[0], "hand")
     assert view.players[0].is_host
     assert sum(p.is_czar for p in view.players) == 1
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("P0", "Р0"),  # Cyrillic Er
+        ("P0", "Ρ0"),  # Greek Rho
+        ("P0", "Ｐ0"),  # fullwidth
+        ("Paul", "𝐏aul"),  # mathematical bold
+        ("Ivan", "Іvan"),  # Cyrillic Byelorussian-Ukrainian I
+        ("ada", "ADA"),
+        ("Fiona", "ﬁona"),  # ligature
+    ],
+)
+def test_look_alike_names_are_taken(first: str, second: str) -> None:
+    room = make_room()
+    room.add_player(first)
+    with pytest.raises(NameTaken):
+        room.add_player(second)
+    assert [p.name for p in room.players] == [first]
+
+
+@pytest.mark.parametrize(("first", "second"), [("Zoe", "Zoë"), ("Ada", "Adam"), ("Eva", "Éva")])
+def test_different_names_are_not_folded_together(first: str, second: str) -> None:
+    room = make_room()
+    room.add_player(first)
+    room.add_player(second)
+    assert name_key(first) != name_key(second)

@@ -27,7 +27,12 @@ def make_server(video: FakeVideoService) -> Iterator[ServerFactory]:
         extra_lifespan: Any = None,
         **overrides: Any,
     ) -> LiveServer:
-        options = {"reconnect_grace_seconds": 30.0, "speculative_render": True, **overrides}
+        options = {
+            "reconnect_grace_seconds": 30.0,
+            "speculative_render": True,
+            "redis_url": "memory://",  # per-address limits; tests that need Redis pass it
+            **overrides,
+        }
         settings = Settings(_env_file=None, app_env="test", **options)
         server = LiveServer(settings, video_service, clock, extra_lifespan)
         server.start()

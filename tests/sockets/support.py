@@ -65,7 +65,9 @@ class LiveServer:
         extra_lifespan: Callable[[], contextlib.AbstractAsyncContextManager[Any]] | None = None,
     ) -> None:
         self.registry = RoomRegistry(load_library(), clock=clock)  # the clock of round timers
-        self.sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins=[])
+        self.sio = socketio.AsyncServer(
+            async_mode="asgi", cors_allowed_origins=[], always_connect=True
+        )
         self.game: GameServer = register_socket_handlers(
             self.sio,
             registry=self.registry,
