@@ -40,8 +40,9 @@ async def pregenerate(
     *,
     yield_to_live: bool = True,
     progress: Progress | None = None,
+    stop: asyncio.Event | None = None,
 ) -> PregenReport:
-    """One pass over the `top_n` most played combinations."""
+    """One pass over the `top_n` most played combinations; it ends early once `stop` is set."""
     report = PregenReport()
     for combo, _score in await service.popularity.top(top_n):
         report.considered += 1
@@ -51,6 +52,8 @@ async def pregenerate(
                 progress(combo, "cached")
             continue
         if report.generated + report.failed >= max_generations:
+            break
+        if stop is not None and stop.is_set():  # shutting down: no new generation
             break
         if yield_to_live and service.in_flight > 0:
             report.deferred = True
@@ -78,7 +81,8 @@ async def run_pregeneration(
     settings = service.settings
     while not stop_event.is_set():
         try:
-            report = await pregenerate(service, settings.pregen_top_n, settings.pregen_max_per_run)
+            report = await pregenerate(service, settings.pregen_top_n, settings.pregen_max_per_run,
+                                       stop=stop_event)
             if report.generated or report.failed:
                 logger.info("pre-generation: %d generated, %d failed, %d already cached",
                             report.generated, report.failed, report.cached)

@@ -120,6 +120,20 @@ async def test_background_task_runs_until_stopped(service_factory: ServiceFactor
     assert provider.calls == 2  # top 2 only, one per run
 
 
+async def test_stop_ends_a_pass_after_the_current_generation(
+        service_factory: ServiceFactory, tmp_path: Path) -> None:
+    service, provider = counting(service_factory, tmp_path, pregen_top_n=4, pregen_max_per_run=4)
+    await play_all(service)
+    provider.gate = asyncio.Event()
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_pregeneration(stop, service))
+    await asyncio.wait_for(provider.started.wait(), 20)
+    stop.set()
+    provider.gate.set()
+    await asyncio.wait_for(task, 20)
+    assert provider.calls == 1  # shutdown does not wait for the rest of the pass
+
+
 async def test_pregenerator_start_stop(service_factory: ServiceFactory, tmp_path: Path) -> None:
     service, _ = counting(service_factory, tmp_path, pregen_interval=60)
     pregen = Pregenerator(service)
