@@ -76,9 +76,11 @@ async def _run_reindex(settings: Settings, dry_run: bool) -> ReindexReport:
             total = await asyncio.to_thread(
                 lambda: sum(1 for _ in directory.glob("*.mp4")) if directory.is_dir() else 0)
             task = progress.add_task("reindex", total=total, last="")
-            return await reindex(service, dry_run=dry_run,
-                                 progress=lambda outcome: progress.update(task, advance=1,
-                                                                         last=outcome))
+            def step(outcome: str) -> None:
+                label = DRY_RUN_LABELS.get(outcome, outcome) if dry_run else outcome
+                progress.update(task, advance=1, last=label)
+
+            return await reindex(service, dry_run=dry_run, progress=step)
 
     return await _with_redis(settings, work)
 

@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import typer
 from typer.testing import CliRunner
 
+from app.cache.healer import LOCK_KEY, MARKER_KEY
 from app.cli import cli as cli_app
 from app.cli import video_commands
 from app.core.config import Settings
 from app.services.video_cache import VideoCache
 from app.video.local import LocalRenderer
-from app.video.reindex import reindex
+from app.video.reindex import index_healer, reindex
 from app.video.service import VideoService
-from tests.support.redis_server import RedisServer
+from tests.support.redis_server import RedisServer, free_port
 from tests.video.conftest import ServiceFactory, video_settings
 
 BLACK, WHITES = "Reindex me, _.", ["please"]
@@ -109,3 +115,89 @@ def test_cli_warm_and_reindex(cli: tuple[typer.Typer, Settings], redis_server: R
     assert result.exit_code == 0, result.output
     assert "restored" in result.output
     assert len(redis_server.client().keys("video:*")) == 2
+
+    redis_server.client().delete(*redis_server.client().keys("video:*"))
+    dry = runner.invoke(app, ["reindex", "--dry-run"], obj=settings)
+    assert dry.exit_code == 0, dry.output
+    assert "would restore" in dry.output and "restored" not in dry.output
+    assert redis_server.client().keys("video:*") == []
+
+
+def test_cli_reindex_and_warm_fail_loudly_without_redis(tmp_path: Path) -> None:
+    settings = video_settings(tmp_path, f"redis://127.0.0.1:{free_port()}")
+    (settings.resolved_video_dir).mkdir(parents=True)
+    runner = CliRunner()
+    for args in (["reindex"], ["warm", "--top", "3"]):
+        result = runner.invoke(cli_app, args, obj=settings)
+        assert result.exit_code == 1, (args, result.output)
+        assert "unreachable" in result.output
+        assert "restored" not in result.output and "generated" not in result.output
+    assert not settings.journal_path.exists()
+    memory = runner.invoke(cli_app, ["reindex"], obj=video_settings(tmp_path, "memory://"))
+    assert memory.exit_code == 1 and "memory://" in memory.output
+
+
+async def eventually(predicate: Callable[[], bool], timeout: float) -> float:
+    """Seconds until `predicate()` holds; fails after `timeout`."""
+    started = time.monotonic()
+    while not predicate():
+        assert time.monotonic() - started < timeout, "condition not met in time"
+        await asyncio.sleep(0.05)
+    return time.monotonic() - started
+
+
+@pytest.mark.slow
+async def test_index_heals_after_redis_restarts_empty(service_factory: ServiceFactory,
+                                                      own_redis: RedisServer,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    service = service_factory(own_redis.url)  # the default check interval
+    await service.cache.astart()
+    healer = index_healer(service)
+    healer.start()
+    try:
+        combos = [(f"Winner {i}: _.", [f"answer {i}"]) for i in range(3)]
+        urls = [await service.get_or_create(black, whites, permanent=True)
+                for black, whites in combos]
+        keys = [service.cache.key_for(black, whites) for black, whites in combos]
+        client = own_redis.client()
+        await eventually(lambda: bool(client.exists(MARKER_KEY)), 10)
+        rebuilds = service.cache.core.counters.index_rebuilds
+
+        assert own_redis.process is not None
+        os.kill(own_redis.process.pid, signal.SIGKILL)  # no shutdown save, no persistence
+        own_redis.process.wait()
+        own_redis.process = None
+        own_redis.start()  # the same port, empty
+        client = own_redis.client()
+
+        def healed() -> bool:
+            return all(client.ttl(key) == -1 for key in keys)
+
+        seconds = await eventually(healed, 10)
+        print(f"index back {seconds:.2f}s after Redis restarted empty")  # noqa: T201
+        for (black, whites), url in zip(combos, urls, strict=True):
+            entry = await service.cache.aget_entry(black, whites)
+            assert entry is not None and entry.video_url == url and entry.permanent
+        await eventually(lambda: bool(client.exists(MARKER_KEY)), 5)
+        assert service.cache.core.counters.index_rebuilds == rebuilds + 1
+        assert service.cache.core.counters.index_restored >= 3
+        assert "rebuilding the video index" in caplog.text
+    finally:
+        await healer.stop()
+
+
+async def test_one_instance_rebuilds_while_another_holds_the_lock(
+        service_factory: ServiceFactory, redis_url: str, redis_server: RedisServer) -> None:
+    first = service_factory(redis_url)
+    await first.get_or_create(BLACK, WHITES, permanent=True)
+    redis_server.flush()
+    redis_server.client().set(LOCK_KEY, "another instance", px=30_000)
+    healer = index_healer(first)
+    assert await healer.check_once() is False  # someone else is at it
+    assert redis_server.client().keys("video:*") == []
+    redis_server.client().delete(LOCK_KEY)
+    assert await healer.check_once() is True
+    assert redis_server.client().ttl(first.cache.key_for(BLACK, WHITES)) == -1
+    assert await healer.check_once() is False  # the marker is back: nothing to do
+    assert redis_server.client().exists(LOCK_KEY) == 0
