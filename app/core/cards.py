@@ -85,6 +85,10 @@ def clean_text(text: str) -> str:
     """
     if text.isascii() and text.isprintable():  # the common case, same result as below
         return " ".join(text.split())
+    return _clean_general(text)
+
+
+def _clean_general(text: str) -> str:
     joined = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
     out: list[str] = []
     for ch in unicodedata.normalize("NFC", joined):

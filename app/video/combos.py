@@ -9,16 +9,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple, Protocol
+from typing import Protocol
 
+from app.core.cards import Combination
 
-class Combo(NamedTuple):
-    black: str
-    whites: tuple[str, ...]
+# One combination type: the validated, normalised and keyed value of the card rules. An invalid
+# combination cannot be built (`CardError`, a ValueError), so a bad popularity member is dropped.
+Combo = Combination
 
 
 class ComboLike(Protocol):
-    """Anything with the cards of a combination (a `Combo`, a game's `RoundWon`, ...)."""
+    """Anything with the cards of a combination (a `Combination`, a game's `RoundWon`, ...)."""
 
     @property
     def black(self) -> str: ...

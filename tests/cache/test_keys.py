@@ -6,7 +6,10 @@ import hashlib
 
 import pytest
 
+from app.cache import keys
 from app.cache.keys import canonical_encoding, key_for
+from app.core import cards
+from app.core.cards import MAX_BLACK_CHARS, MAX_WHITE_CARDS, MAX_WHITE_CHARS, Combination
 
 # The test vector of docs/cache.md: another service must compute the same key.
 VECTOR_BLACK = "What's the secret to happiness?"
@@ -19,6 +22,21 @@ def test_test_vector_matches_docs() -> None:
     assert canonical_encoding(VECTOR_BLACK, VECTOR_WHITES) == VECTOR_ENCODING
     assert key_for(VECTOR_BLACK, VECTOR_WHITES) == VECTOR_KEY
     assert VECTOR_KEY == "video:93220a51027cebda68f8fbbd0abd2b8f7b4733159482ed8510e8e0d683c84b3f"
+
+
+def test_normalisation_is_pinned() -> None:
+    """NFC and strip, byte for byte as before the card rules moved to app/core/cards.py:
+    a change here would orphan every permanent entry. (Key computed by the old keys.py.)"""
+    black, whites = "  Cafe\u0301 _ \n", ["\tNa\u0303o  ", "Z\u00fcrich"]
+    expected = "video:1e01ffc109f42dc8f1bdb95ca3f7f0be7b959f912f011207be0d6b87eb04dace"
+    assert key_for(black, whites) == expected
+    assert Combination(black, whites).key == expected
+    assert canonical_encoding(*keys.validate_cards(black, whites)) == (
+        "7:Caf\u00e9 _,4:N\u00e3o,7:Z\u00fcrich,".encode())
+
+
+def test_key_prefix_is_defined_once() -> None:
+    assert keys.KEY_PREFIX is cards.KEY_PREFIX == "video:"
 
 
 def test_key_format() -> None:
@@ -55,6 +73,10 @@ def test_non_ascii_encoding_counts_bytes() -> None:
         ("", ["a"], ValueError),
         ("   ", ["a"], ValueError),
         ("b" * 1001, ["a"], ValueError),
+        ("b" * (MAX_BLACK_CHARS + 1), ["a"], ValueError),
+        ("b", ["a" * (MAX_WHITE_CHARS + 1)], ValueError),
+        ("b", ["a"] * (MAX_WHITE_CARDS + 1), ValueError),
+        ("b", ["\x00"], ValueError),
         ("b", "a", TypeError),
         ("b", [], ValueError),
         ("b", [""], ValueError),
@@ -67,3 +89,8 @@ def test_non_ascii_encoding_counts_bytes() -> None:
 def test_bad_cards_are_refused(black: object, whites: object, error: type[Exception]) -> None:
     with pytest.raises(error, match="black_card|white_cards"):
         key_for(black, whites)
+
+
+def test_the_longest_allowed_cards_have_a_key() -> None:
+    whites = ["w" * MAX_WHITE_CHARS] * MAX_WHITE_CARDS
+    assert key_for("b" * MAX_BLACK_CHARS, whites).startswith("video:")
