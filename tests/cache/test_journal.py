@@ -81,3 +81,37 @@ def test_unwritable_journal_never_crashes_a_caller(cache_factory: CacheFactory,
     stats = cache.get_stats()
     assert stats["cache_type"] == "memory"
     assert stats["journal_errors"] >= 2
+
+
+def targeted(index: int, target: str) -> JournalRecord:
+    entry = CacheEntry.new(f"/videos/{index}.mp4", permanent=True)
+    return JournalRecord(f"video:{index}", entry, None, entry.created_at, target)
+
+
+def test_records_name_their_target_and_are_replayed_only_there(tmp_path: Path) -> None:
+    path = tmp_path / "cache-journal.jsonl"
+    here, there = Journal(path, target="a" * 16), Journal(path, target="b" * 16)
+    here.append(targeted(1, "a" * 16))
+    here.append(targeted(2, "b" * 16))
+    assert b'"target":"' + b"a" * 16 in path.read_bytes()
+    assert [r.key for r in here.pending()] == ["video:1"]
+    claim = here.claim()
+    assert [r.key for r in claim.records] == ["video:1"]
+    here.release(claim)
+    # The other target's write was set aside, not lost, and not pending here.
+    assert not here.has_pending() and len(here.aside_files()) == 1
+    assert [r.key for r in there.pending()] == ["video:2"]
+    claim = there.claim()
+    assert [r.key for r in claim.records] == ["video:2"]
+    there.release(claim)
+    assert not there.has_pending() and not list(tmp_path.glob("*.aside.*"))
+
+
+def test_records_without_a_target_are_never_replayed(tmp_path: Path) -> None:
+    path = tmp_path / "cache-journal.jsonl"
+    path.write_text('{"key":"video:1","entry":null,"expires_at":null,'
+                    '"at":"2026-01-01T00:00:00+00:00"}\n')
+    journal = Journal(path, target="a" * 16)
+    assert journal.pending() == []
+    assert journal.claim().records == []
+    assert [p.name.split(".")[3] for p in journal.aside_files()] == ["unknown"]
