@@ -94,14 +94,25 @@ def _clean_general(text: str) -> str:
     for ch in unicodedata.normalize("NFC", joined):
         if ch in _WHITESPACE_CONTROLS:
             out.append(" ")
-            continue
-        category = unicodedata.category(ch)
-        if category in _DROPPED_CATEGORIES:
-            continue
-        if category == "Cf" and ch not in _KEEP_FORMAT and ord(ch) not in _TAG_RANGE:
-            continue
-        out.append(ch)
+        elif not _dropped(ch):
+            out.append(ch)
     return " ".join("".join(out).split())
+
+
+def _dropped(ch: str) -> bool:
+    category = unicodedata.category(ch)
+    return category in _DROPPED_CATEGORIES or (
+        category == "Cf" and ch not in _KEEP_FORMAT and ord(ch) not in _TAG_RANGE)
+
+
+def has_visible_text(text: str) -> bool:
+    """Whether `clean_text(text)` is non-empty, without building it (usually the first char)."""
+    for ch in text:
+        if ch.isspace() or ch in _WHITESPACE_CONTROLS:
+            continue
+        if not _dropped(ch):
+            return True
+    return False
 
 
 # --- blanks and picks -------------------------------------------------------------------------
@@ -141,7 +152,7 @@ def check_text(text: object, kind: Kind, what: str | None = None) -> str:
     if len(text) > limit * HARD_CAP_FACTOR:
         raise CardError("too_long", f"{what} is {len(text)} characters long; the limit is {limit}")
     normal = normalize(text)
-    if not normal or not clean_text(normal):
+    if not has_visible_text(normal):
         raise CardError("empty", f"{what} is empty")
     if len(normal) > limit:
         raise CardError("too_long",

@@ -59,6 +59,15 @@ def test_clean_text_fast_path_matches_the_general_one() -> None:
         assert clean_text(text) == cards._clean_general(text)
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["", " ", "a", "\x00", "\x00a", "\u202e\u202c", "\u202e x", "\u200d", "\ud800", "\t\n",
+     "\U000e0067", "\ue000", "\u0378", "\xa0\u2003", "\ufeff\ufeff", "\u0301"],
+)
+def test_has_visible_text_agrees_with_clean_text(text: str) -> None:
+    assert cards.has_visible_text(text) == bool(clean_text(text))
+
+
 # --- blanks and picks -------------------------------------------------------------------------
 
 
