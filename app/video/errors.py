@@ -5,6 +5,7 @@
         ├── InvalidCardsError           bad input (also a ValueError); never retried, never cached
         ├── RecentFailureError          the negative cache says this combination failed moments ago
         ├── GenerationWaitTimeout       another instance holds the lock and did not finish in time
+        ├── VideoDeadlineExceeded       the whole generation ran past `video_deadline_seconds`
         ├── RenderError                 the local renderer failed
         │   └── RenderTimeoutError      ... or ran past `video_render_timeout`
         ├── StorageError                the file could not be published or is not a playable MP4
@@ -44,6 +45,10 @@ class RecentFailureError(VideoGenerationError):
 
 class GenerationWaitTimeout(VideoGenerationError):
     """Another instance is generating this combination and did not finish before our deadline."""
+
+
+class VideoDeadlineExceeded(VideoGenerationError):
+    """The generation did not finish within `video_deadline_seconds` (e.g. queued too long)."""
 
 
 class VideoBusyError(VideoGenerationError):

@@ -40,6 +40,7 @@ from app.video.errors import (
     GenerationWaitTimeout,
     InvalidCardsError,
     VideoBusyError,
+    VideoDeadlineExceeded,
     VideoGenerationError,
 )
 from app.video.http_provider import HttpProvider
@@ -97,6 +98,7 @@ class _Stats:
     lock_extensions: int = 0
     failures: int = 0
     busy: int = 0
+    deadline_exceeded: int = 0
     promotions: int = 0
     repairs: int = 0
     render_seconds: float = 0.0
@@ -130,13 +132,10 @@ class VideoService:
                                       lambda: self.clock())
         self._flights: dict[str, _Generation] = {}
         self._stats = _Stats()
-        # How long an instance waits for another instance's generation.
+        # How long an instance waits for another instance's generation, and how long a whole
+        # generation may take (app/video/deadlines.py; the socket layer waits the same).
         self.wait_timeout = lock_wait_seconds(settings)
-
-    @property
-    def deadline(self) -> float:
-        """The longest `get_or_create` can legitimately take (see app/video/deadlines.py)."""
-        return video_deadline_seconds(self.settings)
+        self.deadline = video_deadline_seconds(settings)
 
     # --- helpers ------------------------------------------------------------------------------
     def _redis(self) -> aioredis.Redis | None:
@@ -203,7 +202,8 @@ class VideoService:
     ) -> str:
         """Our URL of the video of this combination, generating it at most once.
 
-        Returns or raises `VideoGenerationError` within `self.deadline` seconds.
+        Returns or raises `VideoGenerationError` within `self.deadline` seconds (a flight that
+        runs longer, say queued behind many renders, ends with `VideoDeadlineExceeded`).
         """
         cleaned_black, cleaned_whites = validate_cards(black_card, white_cards)
         whites = list(white_cards)
@@ -230,7 +230,8 @@ class VideoService:
             request = VideoRequest(cleaned_black, cleaned_whites, key,
                                    self.settings.video_resolution)
             gen = _Generation(request, black_card, whites, permanent)
-            gen.task = asyncio.create_task(self._produce(gen), name=f"video-{key[6:18]}")
+            gen.task = asyncio.create_task(self._produce_in_time(gen),
+                                           name=f"video-{key[6:18]}")
             self._flights[key] = gen
             gen.task.add_done_callback(functools.partial(self._forget, key))
         assert gen.task is not None
@@ -251,6 +252,22 @@ class VideoService:
         await self.popularity.record(black_card, list(white_cards))
 
     # --- generation ---------------------------------------------------------------------------
+    async def _produce_in_time(self, gen: _Generation) -> str:
+        """`_produce` within `self.deadline`: past it the flight is cancelled, not awaited."""
+        timeout = asyncio.timeout(self.deadline)
+        try:
+            async with timeout:
+                return await self._produce(gen)
+        except TimeoutError:
+            if not timeout.expired():
+                raise
+            self._stats.deadline_exceeded += 1
+            logger.warning("video %s took longer than %g s; given up", gen.request.sha256[:12],
+                           self.deadline)
+            raise VideoDeadlineExceeded(
+                f"video {gen.request.sha256[:12]} was not ready within {self.deadline:g} s"
+            ) from None
+
     async def _produce(self, gen: _Generation) -> str:
         """The flight's task: the cache again, then the lock across instances, then the render."""
         # A flight that finished while this one was being set up has already cached the video.
@@ -386,6 +403,7 @@ class VideoService:
             "repairs": s.repairs,
             "in_flight": self.in_flight,
             "busy": s.busy,
+            "deadline_exceeded": s.deadline_exceeded,
             "last_error": s.last_error,
         }
         for name in ("fallbacks", "retries", "cancelled_jobs"):

@@ -15,6 +15,7 @@ from app.video.errors import (
     RecentFailureError,
     RenderError,
     VideoBusyError,
+    VideoDeadlineExceeded,
     VideoGenerationError,
 )
 from app.video.local import LocalRenderer
@@ -238,6 +239,25 @@ async def test_the_lock_is_kept_alive_during_a_long_generation(
     provider.gate.set()
     await asyncio.wait_for(call, 20)
     assert not client.exists(LOCK_PREFIX + sha)
+
+
+async def test_a_generation_past_the_deadline_is_given_up(
+        service_factory: ServiceFactory, tmp_path: Path) -> None:
+    service, provider = counting(service_factory, tmp_path)
+    service.deadline = 0.3
+    provider.gate = asyncio.Event()  # e.g. queued behind other renders: never starts in time
+    callers = [service.get_or_create(BLACK, WHITES, permanent=True) for _ in range(3)]
+    results = await asyncio.wait_for(asyncio.gather(*callers, return_exceptions=True), 10)
+    assert all(isinstance(r, VideoDeadlineExceeded) for r in results), results
+    assert service.in_flight == 0
+    assert service.stats()["deadline_exceeded"] == 1
+    assert await service.cache.aget(BLACK, WHITES) is None
+    assert list(service.storage.directory.glob("*")) == []  # the temporary file is gone
+    # not the combination's fault: it is not in the negative cache, the next call renders
+    provider.gate.set()
+    service.deadline = 30.0
+    assert (await service.get_or_create(BLACK, WHITES)).endswith(".mp4")
+    assert provider.calls == 2
 
 
 async def test_without_redis_single_flight_still_holds(
