@@ -97,7 +97,7 @@ class DeckFile:
     path: Path
     decks: list[Deck]
     set_aside: SetAside
-    renamed: dict[str, str]  # pack name -> derived id, when the plain slug was taken
+    renamed: list[tuple[str, str]]  # (pack name, derived id) when the plain slug was taken
 
 
 _Black = tuple[str, int, int]  # text, pick, draw
@@ -115,7 +115,7 @@ class _Reader:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.set_aside = SetAside()
-        self.renamed: dict[str, str] = {}
+        self.renamed: list[tuple[str, str]] = []
         self._explicit_ids: set[str] = set()
         self._ids: set[str] = set()
 
@@ -195,7 +195,7 @@ class _Reader:
             suffix = f"-{n}"
             deck_id = slug[: 64 - len(suffix)] + suffix
         if deck_id != slug:
-            self.renamed[name] = deck_id
+            self.renamed.append((name, deck_id))
         return deck_id
 
     def deck_meta(
@@ -318,7 +318,7 @@ def log_deck_file(loaded: DeckFile) -> None:
                        loaded.set_aside.total, loaded.set_aside.summary())
     if loaded.renamed:
         logger.info("deck file %s: pack names with a taken id were given %s", loaded.path,
-                    ", ".join(f"{name!r} -> {i}" for name, i in loaded.renamed.items()))
+                    ", ".join(f"{name!r} -> {i}" for name, i in loaded.renamed))
 
 
 class DeckLibrary:

@@ -251,7 +251,7 @@ def test_pack_names_that_differ_in_case_get_unique_ids(tmp_path: Path) -> None:
     assert [(d.id, d.name) for d in loaded.decks] == [
         ("kitchen", "Kitchen"), ("kitchen-3", "KITCHEN"), ("kitchen-4", "kitchen"),
         ("kitchen-2", "Other")]
-    assert loaded.renamed == {"KITCHEN": "kitchen-3", "kitchen": "kitchen-4"}
+    assert loaded.renamed == [("KITCHEN", "kitchen-3"), ("kitchen", "kitchen-4")]
     # ids are derived in file order, so they are the same on every load
     assert [d.id for d in load_deck_file(write(tmp_path, data))] == [d.id for d in loaded.decks]
 
