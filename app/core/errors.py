@@ -28,6 +28,7 @@ STATUS_CODES: dict[int, str] = {
     404: "not_found",
     405: "method_not_allowed",
     413: "too_large",
+    416: "range_not_satisfiable",
     422: "invalid_request",
     429: "rate_limited",
     500: "internal",

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Header
 from fastapi.responses import FileResponse
+from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
 
 from app.core.errors import ApiError, responses
 from app.video.service import VideoService, get_video_service
@@ -30,12 +31,28 @@ def get_video_storage(
 
 
 async def serve_video(
-    name: str, storage: Annotated[VideoStorage, Depends(get_video_storage)]
+    name: str, storage: Annotated[VideoStorage, Depends(get_video_storage)],
+    range_header: Annotated[str | None, Header(alias="Range", include_in_schema=False)] = None,
+    if_range: Annotated[str | None, Header(alias="If-Range", include_in_schema=False)] = None,
 ) -> FileResponse:
     path = storage.resolve(name)  # None unless "<64 lowercase hex>.mp4" and present
     if path is None:
         raise ApiError(404, "video_not_found", "video not found")
+    if range_header is not None and if_range is None:
+        check_range(range_header, path.stat().st_size)
     return FileResponse(path, media_type="video/mp4", headers={"Cache-Control": IMMUTABLE})
+
+
+def check_range(header: str, size: int) -> None:
+    """Refuse a bad Range in the one error shape, with Starlette's own parser (FileResponse
+    would answer it in plain text). With If-Range, Starlette may ignore the Range: let it."""
+    try:
+        FileResponse._parse_range_header(header, size)
+    except MalformedRangeHeader as exc:
+        raise ApiError(400, "bad_range", exc.content or "malformed Range header") from None
+    except RangeNotSatisfiable:
+        raise ApiError(416, "range_not_satisfiable", "the range is outside the file",
+                       headers={"Content-Range": f"bytes */{size}"}) from None
 
 
 async def video_stats(
@@ -47,8 +64,7 @@ async def video_stats(
 FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "the MP4 file", "content": {"video/mp4": {}}},
     206: {"description": "the requested byte range(s)", "content": {"video/mp4": {}}},
-    416: {"description": "range not satisfiable", "content": {"video/mp4": {}}},
-    **responses(404),
+    **responses(400, 404, 416),
 }
 
 

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from app.core.config import Settings
 from app.main import create_app
+from app.services.video_cache import VideoCache
 
 MakeClient = Callable[..., Awaitable[httpx.AsyncClient]]
 
@@ -31,7 +32,10 @@ async def make_client(tmp_path: Path) -> AsyncIterator[MakeClient]:
     `client.app` is the FastAPI app (its `state` holds the wired objects)."""
     async with AsyncExitStack() as stack:
         async def make(client_address: str = "127.0.0.1", **overrides: Any) -> httpx.AsyncClient:
-            app: FastAPI = create_app(app_settings(tmp_path, **overrides))
+            settings = app_settings(tmp_path, **overrides)
+            # A cache facade per app, so that two apps (two "instances") can run side by side;
+            # the real-server tests cover the spec's singleton.
+            app: FastAPI = create_app(settings, cache_facade=VideoCache(settings))
             await stack.enter_async_context(app.router.lifespan_context(app))
             transport = httpx.ASGITransport(app=app.state.socket_app,
                                             client=(client_address, 40000))
