@@ -20,6 +20,7 @@ from app.cache.connection import (
     redis_target,
 )
 from app.cache.errors import CacheBackendError, mapped_errors
+from app.cache.healer import MARKER_KEY
 from app.cache.journal import Journal
 from app.cache.keys import KEY_PREFIX
 from app.core.config import Settings
@@ -61,6 +62,7 @@ def _redis_checks(settings: Settings) -> list[Check]:
             checks = [Check("ok", f"Redis {info.get('redis_version')} answers")]
             checks.append(_policy(client))
             checks.append(_persistence(client))
+            checks.append(_index_marker(client))
     except CacheBackendError as exc:
         checks.append(Check("fail", f"Redis check failed: {exc}"))
     finally:
@@ -90,6 +92,14 @@ def _persistence(client: redis.Redis) -> Check:
                              "entries vanish when Redis restarts (the index heals from the "
                              "stored videos' sidecars, but only what is on disk)")
     return Check("ok", f"persistence: appendonly={aof} save='{save}'")
+
+
+def _index_marker(client: redis.Redis) -> Check:
+    if client.exists(MARKER_KEY):
+        return Check("ok", "index marker present: the index is complete")
+    return Check("warn", f"no index marker ({MARKER_KEY}): Redis lost its data or no server "
+                         "has run against it yet; a running server rebuilds the index from "
+                         "the stored videos, or run `reindex`")
 
 
 def _password_needed(settings: Settings) -> Check:

@@ -146,3 +146,19 @@ def test_permanent_flag_must_be_bool(cache: VideoCache) -> None:
 def test_bad_combo_in_get_many(cache: VideoCache) -> None:
     with pytest.raises(TypeError, match="combo"):
         cache.get_many([42])
+
+
+def test_a_read_only_cache_refuses_to_write(cache_factory: CacheFactory, redis_url: str) -> None:
+    writer = cache_factory(redis_url)
+    writer.set(BLACK, WHITES, "/videos/r.mp4", permanent=True)
+    reader = VideoCache(writer.settings, read_only=True)
+    try:
+        assert reader.get(BLACK, WHITES) == "/videos/r.mp4"
+        for write in (lambda: reader.set(BLACK, WHITES, "/videos/x.mp4"),
+                      lambda: reader.delete(BLACK, WHITES),
+                      lambda: reader.purge(temporary_only=True)):
+            with pytest.raises(RuntimeError, match="read-only"):
+                write()
+        assert writer.get(BLACK, WHITES) == "/videos/r.mp4"
+    finally:
+        reader.close()

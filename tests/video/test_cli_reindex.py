@@ -201,3 +201,16 @@ async def test_one_instance_rebuilds_while_another_holds_the_lock(
     assert redis_server.client().ttl(first.cache.key_for(BLACK, WHITES)) == -1
     assert await healer.check_once() is False  # the marker is back: nothing to do
     assert redis_server.client().exists(LOCK_KEY) == 0
+
+
+async def test_concurrent_instances_rebuild_once(service_factory: ServiceFactory, redis_url: str,
+                                                 redis_server: RedisServer) -> None:
+    first, second = service_factory(redis_url), service_factory(redis_url)  # one video folder
+    await first.get_or_create(BLACK, WHITES, permanent=True)
+    redis_server.flush()
+    outcomes = await asyncio.gather(index_healer(first).check_once(),
+                                    index_healer(second).check_once())
+    assert sorted(outcomes) == [False, True]
+    assert redis_server.client().ttl(first.cache.key_for(BLACK, WHITES)) == -1
+    rebuilds = first.cache.core.counters.index_rebuilds + second.cache.core.counters.index_rebuilds
+    assert rebuilds == 1
