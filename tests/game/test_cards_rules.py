@@ -190,3 +190,11 @@ def test_an_invalid_combination_cannot_be_built(
 ) -> None:
     with pytest.raises(error, match=message):
         Combination(black, whites)
+
+
+def test_the_game_builds_the_combination_of_played_cards() -> None:
+    black = game_cards.BlackCard("d:b:0", "I love _ and _.", pick=2)
+    whites = [game_cards.WhiteCard("d:w:0", "Cats."), game_cards.WhiteCard("d:w:1", "Dogs.")]
+    combo = game_cards.combination_of(black, whites)
+    assert (combo.black, combo.whites) == ("I love _ and _.", ("Cats.", "Dogs."))
+    assert combo.key == key_for("I love _ and _.", ["Cats.", "Dogs."])
