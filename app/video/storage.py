@@ -24,12 +24,12 @@ from typing import Any
 
 import av
 
+from app.core.cards import KEY_PREFIX
 from app.video.errors import StorageError
 
 logger = logging.getLogger(__name__)
 
 SHA_RE = re.compile(r"[0-9a-f]{64}")
-KEY_PREFIX = "video:"
 META_VERSION = 1
 _TEMP_PREFIX = ".tmp-"
 
