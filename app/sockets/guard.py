@@ -56,6 +56,7 @@ class ConnectionCounts:
 class _Window:
     started: float
     count: int = 0
+    closing: bool = False  # the close line was written; later packets are counted silently
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,10 +94,11 @@ class MalformedPackets:
             previous = w.count if w is not None else 0
             w = self._by_conn[conn] = _Window(now)
         w.count += 1
-        return Verdict(log=w.count == 1, previous=previous, count=w.count,
-                       close=w.count >= self.limit)
+        close = w.count >= self.limit and not w.closing
+        w.closing = w.closing or close
+        return Verdict(log=w.count == 1, previous=previous, count=w.count, close=close)
 
     def forget(self, conn: str) -> int:
-        """Stop tracking ``conn``; the packets of its last window after the logged first."""
+        """Stop tracking ``conn``; how many packets of its last window no line has counted."""
         w = self._by_conn.pop(conn, None)
-        return w.count - 1 if w is not None else 0
+        return w.count - 1 if w is not None and not w.closing else 0

@@ -181,15 +181,17 @@ class GameServer:
         eio.on("disconnect", close)
 
     async def _malformed_packet(self, eio_sid: str, exc: Exception) -> None:
+        environ = self.sio.environ.get(eio_sid)
+        if environ is None:
+            return  # in flight when the connection closed: nobody to tell, nothing to log
         verdict = self.malformed.record(eio_sid)
-        address = client_address(self.sio.environ.get(eio_sid))
+        address = client_address(environ)
         if verdict.log:
             logger.warning(
                 "malformed packet from %s (%s): %s: %s; %d in the minute before",
                 eio_sid, address, type(exc).__name__, str(exc)[:100], verdict.previous,
             )
         if verdict.close:
-            self.malformed.forget(eio_sid)
             logger.warning("closing %s (%s): %d malformed packets within %.0f s",
                            eio_sid, address, verdict.count, self.malformed.window)
             self._spawn(self.sio.eio.disconnect(eio_sid))

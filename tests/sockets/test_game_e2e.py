@@ -185,6 +185,7 @@ async def test_czar_leaving_voids_the_round_and_play_goes_on(
     assert state2["czar_id"] != czar.player_id
     assert len(state2["players"]) == 3
     assert not watcher.all("round_won")
+    assert watcher.all("round_ended") == [{"round": 1, "reason": "czar_left"}]
     for p in others:
         # Played cards came back and round 1's extra cards (pick 3) were put back; only round
         # 2's own extra cards are new.
@@ -343,3 +344,51 @@ async def test_round_timer_runs_on_the_server(make_server: Any, clients: Any) ->
     clock.advance(31)  # nobody played: the round is voided and the next one starts
     state = await round_state(host, 2)
     assert state["czar_id"] != players[0].player_id
+    assert host.all("round_ended") == [{"round": 1, "reason": "submit_timeout"}]
+
+
+async def test_judge_timer_ends_the_round_and_says_why(make_server: Any, clients: Any) -> None:
+    clock = FakeClock()
+    server = make_server(clock=clock)
+    players = await table(clients, server, 3, judge_seconds=20)
+    state = await start_round_one(players)
+    await submit_all(players, state)
+    await round_state(players[0], 1, "judging")
+    clock.advance(21)
+    assert await players[1].wait_for("round_ended") == {"round": 1, "reason": "judge_timeout"}
+    await round_state(players[0], 2)
+
+
+async def test_a_won_round_ends_with_round_won_then_round_ended(
+    server: LiveServer, clients: Any
+) -> None:
+    players = await table(clients, server, 3)
+    await play_first_round(players)
+    watcher = players[1]
+    await watcher.wait_for("round_ended")
+    names = [name for name, _ in watcher.received if name in ("round_won", "round_ended")]
+    assert names == ["round_won", "round_ended"]
+    assert watcher.last("round_ended") == {"round": 1, "reason": "won"}
+
+
+async def test_czar_reconnecting_while_judging_gets_the_submissions(
+    server: LiveServer, clients: Any
+) -> None:
+    players = await table(clients, server, 4)
+    state = await start_round_one(players)
+    czar = by_id(players, state["czar_id"])
+    await czar.close()
+    others = [p for p in players if p is not czar]
+    await submit_all(others, state)
+    judging = await round_state(others[0], 1, "judging")
+    back = Client(server.url, "czar again")
+    await back.connect(token=czar.token)
+    try:
+        subs = await back.wait_for("submissions")
+        assert subs["round"] == 1 and subs["submissions"] == judging["submissions"]
+        assert (await back.wait_for("hand"))["round"] == 1
+        state = await back.wait_for("room_state", lambda s: s["phase"] == "judging")
+        sid = subs["submissions"][0]["submission_id"]
+        assert (await back.call("pick_winner", {"submission_id": sid}))["ok"]
+    finally:
+        await back.close()
