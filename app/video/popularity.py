@@ -13,9 +13,9 @@ from collections.abc import Callable
 from typing import cast
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from app.video.combos import Combo
+from app.video.errors import REDIS_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class PopularityTracker:
     def _client(self) -> aioredis.Redis | None:
         try:
             return self._redis()
-        except (RedisError, OSError):
+        except REDIS_ERRORS:
             return None
 
     def _record_memory(self, member: str) -> None:
@@ -77,7 +77,7 @@ class PopularityTracker:
                 if self._records % _TRIM_EVERY == 0:
                     await client.zremrangebyrank(self.key, 0, -(self.max_members + 1))
                 return
-            except (RedisError, OSError):
+            except REDIS_ERRORS:
                 logger.info("popularity: Redis unavailable, counting in memory", exc_info=True)
         self._record_memory(member)
 
@@ -98,7 +98,7 @@ class PopularityTracker:
                     if combo is not None:
                         out.append((combo, float(score)))
                 return out
-            except (RedisError, OSError):
+            except REDIS_ERRORS:
                 logger.info("popularity: Redis unavailable, reading memory", exc_info=True)
         ranked = sorted(self._memory.items(), key=lambda kv: kv[1], reverse=True)[:n]
         return [(combo, score) for member, score in ranked
