@@ -116,15 +116,25 @@ async def test_idle_rooms_are_closed_and_players_told_why(make_server: Any, clie
 
 
 async def test_a_removed_player_gets_no_more_broadcasts(server: LiveServer, clients: Any) -> None:
+    """On the old main a fake ``disconnect`` emptied the seat but left the connection in the
+    room's channel, so after its removal it still heard everything."""
     host, bo, cy = await table(clients, server, 3)
-    assert (await host.call("kick_player", {"player_id": cy.player_id}))["ok"]
-    await cy.wait_for("error", lambda e: e["code"] == "kicked")
-    before = len(cy.all("room_state"))
-    (di,) = await clients(server, "Di")
-    await di.join(host.room_code)
-    await host.wait_for("room_state", lambda s: len(s["players"]) == 3)
-    await asyncio.sleep(0.1)
-    assert len(cy.all("room_state")) == before
+    raw = RawSocket(server.url)
+    await raw.open()
+    try:
+        joined = await raw.call("join_room", {"room_code": host.room_code, "name": "Mallory"})
+        await raw.emit("disconnect")
+        ack = await host.call("kick_player", {"player_id": joined["player_id"]})
+        assert ack["ok"] is True
+        await raw.wait_packet(lambda p: '"kicked"' in p)
+        before = len(raw.events("room_state"))
+        (di,) = await clients(server, "Di")
+        await di.join(host.room_code)
+        await host.wait_for("room_state", lambda s: len(s["players"]) == 4)
+        await asyncio.sleep(0.1)
+        assert len(raw.events("room_state")) == before
+    finally:
+        await raw.close()
 
 
 # --- item 3: per-address limits ---------------------------------------------------------------
