@@ -6,6 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from app.game.settings import RoomSettings
+from app.sockets.guard import ConnectionCounts, MalformedPackets
 from app.sockets.ratelimit import TokenBucket
 from app.sockets.schemas import CreateRoomIn, SettingsIn, SubmitCardsIn
 from app.sockets.server import describe
@@ -75,3 +76,39 @@ def test_validation_errors_are_summarised() -> None:
     message = describe(info.value)
     assert "card_ids.0" in message and "x: Extra inputs are not permitted" in message
     assert len(message) <= 300
+
+
+def test_a_connection_holds_one_seat() -> None:
+    sessions = Sessions()
+    first = sessions.seat("ABCDE", "p_1", "sid-1")
+    sessions.detach("sid-1", now=0.0)
+    second = sessions.seat("FGHJK", "p_2", "sid-1")
+    with pytest.raises(AlreadyInRoom):
+        sessions.attach(first, "sid-1")  # the ghost-room trick of issue 10
+    assert first.sid is None and second.sid == "sid-1"
+    assert sessions.by_sid("sid-1") is second
+
+
+def test_connection_counts_are_a_count_per_address() -> None:
+    counts = ConnectionCounts(limit=2)
+    assert counts.open("a") and counts.open("a") and not counts.open("a")
+    assert counts.open("b")
+    counts.close("a")
+    assert counts.count("a") == 1 and counts.open("a")
+    for _ in range(3):
+        counts.close("b")  # more closes than opens never go negative
+    assert counts.count("b") == 0
+
+
+def test_malformed_packets_one_line_a_window_and_close_at_the_limit() -> None:
+    clock = FakeClock()
+    packets = MalformedPackets(limit=3, window=60.0, clock=clock)
+    verdicts = [packets.record("c") for _ in range(4)]
+    assert [v.log for v in verdicts] == [True, False, False, False]
+    assert [v.close for v in verdicts] == [False, False, True, False]  # closed once
+    clock.advance(61)
+    later = packets.record("c")
+    assert later.log and later.previous == 4 and not later.close
+    packets.record("c")
+    assert packets.forget("c") == 1  # one packet no line has counted
+    assert packets.forget("c") == 0
