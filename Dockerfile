@@ -1,6 +1,8 @@
 FROM python:3.11-slim
+# The system packages the renderer needs, the same as `make system-deps` checks for:
+# DejaVu (text), Noto Color Emoji (emoji on cards), espeak-ng (narration).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends fonts-dejavu-core espeak-ng \
+    && apt-get install -y --no-install-recommends fonts-dejavu-core fonts-noto-color-emoji espeak-ng \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /srv
 COPY pyproject.toml README.md ./
@@ -8,4 +10,6 @@ COPY app ./app
 RUN pip install --no-cache-dir .
 ENV DATA_DIR=/data
 EXPOSE 8000
-CMD ["python", "-m", "uvicorn", "app.main:socket_app", "--host", "0.0.0.0", "--port", "8000"]
+# `python -m app.main` is uvicorn with the settings' server options (h11 with a bound on request
+# headers, trusted proxies from FORWARDED_ALLOW_IPS); see README "Running behind a proxy".
+CMD ["python", "-m", "app.main", "--host", "0.0.0.0", "--port", "8000"]

@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install system-deps run test lint typecheck pytest bench clean
+.PHONY: install system-deps run test quick lint typecheck pytest bench clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -28,8 +28,10 @@ system-deps:
 		else echo "Please install:$$missing (sudo apt-get install -y$$missing)"; exit 1; fi; \
 	fi
 
+# uvicorn with the settings' server options: the h11 parser with HTTP_MAX_HEADER_BYTES, and
+# X-Forwarded-For trusted from FORWARDED_ALLOW_IPS only (see README, "Running behind a proxy").
 run: install
-	$(PY) -m uvicorn app.main:socket_app --host $(HOST) --port $(PORT)
+	$(PY) -m app.main --host $(HOST) --port $(PORT)
 
 lint: install
 	$(VENV)/bin/ruff check app tests bench
@@ -41,6 +43,10 @@ pytest: install system-deps
 	$(VENV)/bin/pytest
 
 test: system-deps lint typecheck pytest
+
+# The inner loop: every test not marked slow, stopping at the first failure.
+quick: install
+	$(VENV)/bin/pytest -m "not slow" -x -q
 
 bench: install system-deps
 	$(PY) -m bench

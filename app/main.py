@@ -77,7 +77,7 @@ def create_app(settings: Settings | None = None, *, cache_facade: VideoCache | N
 
     sio = create_sio(settings)
     game_server = register_socket_handlers(sio, registry=registry, video_service=service,
-                                           settings=settings)
+                                           settings=settings, rate_limits=limits)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -159,8 +159,14 @@ def run(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     args = parser.parse_args(argv)
-    uvicorn.run("app.main:socket_app", host=args.host, port=args.port,
-                **uvicorn_options(get_settings()))
+    settings = get_settings()
+    options = uvicorn_options(settings)
+    if settings.log_format == "json":
+        # uvicorn's own lines (start-up, access log) in JSON too: no log config of its own,
+        # its loggers propagate to the root handler configured here.
+        configure_logging(settings.log_level, "json")
+        options["log_config"] = None
+    uvicorn.run("app.main:socket_app", host=args.host, port=args.port, **options)
 
 
 if __name__ == "__main__":
