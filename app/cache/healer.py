@@ -53,6 +53,7 @@ class IndexHealer:
         self.interval = interval
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._on_recover: Callable[[], None] | None = None
 
     def start(self) -> None:
         """Start checking, as a task of the running loop (the server's lifespan)."""
@@ -60,10 +61,13 @@ class IndexHealer:
             return
         if self._task is None or self._task.done():
             loop = asyncio.get_running_loop()
-            self.core.on_recover.append(self._wake_from_any_thread(loop))
+            self._on_recover = self._wake_from_any_thread(loop)
+            self.core.on_recover.append(self._on_recover)
             self._task = loop.create_task(self._run(), name="video-index-healer")
 
     async def stop(self) -> None:
+        if self._on_recover in self.core.on_recover:
+            self.core.on_recover.remove(self._on_recover)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -157,8 +157,9 @@ async def test_index_heals_after_redis_restarts_empty(service_factory: ServiceFa
     healer.start()
     try:
         combos = [(f"Winner {i}: _.", [f"answer {i}"]) for i in range(3)]
-        urls = [await service.get_or_create(black, whites, permanent=True)
-                for black, whites in combos]
+        async with asyncio.timeout(60):  # a bound that names this step if it ever hangs
+            urls = [await service.get_or_create(black, whites, permanent=True)
+                    for black, whites in combos]
         keys = [service.cache.key_for(black, whites) for black, whites in combos]
         client = own_redis.client()
         await eventually(lambda: bool(client.exists(MARKER_KEY)), 10)
