@@ -1,7 +1,9 @@
-"""Card query parameters, with the constraints the OpenAPI schema states.
+"""Card query parameters, with the card rules' limits stated in the OpenAPI schema.
 
-`white=` may repeat (white cards in play order); a blank card (empty or only spaces) is refused
-by the schema itself (`pattern: \\S`), so what the schema accepts the routes accept.
+`white=` may repeat (white cards in play order). The schema refuses what it can say: a blank
+card (empty or only spaces, `pattern: \\S`), a card over its length limit, too many cards. The
+rest (a card of invisible characters, a length that grows under NFC) is refused by the card
+rules of `app.core.cards` with 422 `invalid_cards`.
 """
 
 from __future__ import annotations
@@ -11,15 +13,14 @@ from typing import Annotated
 from fastapi import Query
 from pydantic import StringConstraints
 
-from app.cache.keys import MAX_WHITE_CARDS
+from app.core.cards import MAX_BLACK_CHARS, MAX_WHITE_CARDS, MAX_WHITE_CHARS
 
-# A card must hold a non-space character; lengths are checked against the card rules by the
-# cache (422 `invalid_cards`), since they count after normalisation.
 NOT_BLANK = r"\S"
 
-BlackCard = Annotated[str, Query(min_length=1, max_length=1000, pattern=NOT_BLANK,
+BlackCard = Annotated[str, Query(min_length=1, max_length=MAX_BLACK_CHARS, pattern=NOT_BLANK,
                                  description="the black card")]
 WhiteCards = Annotated[
-    list[Annotated[str, StringConstraints(min_length=1, max_length=1000, pattern=NOT_BLANK)]],
+    list[Annotated[str, StringConstraints(min_length=1, max_length=MAX_WHITE_CHARS,
+                                          pattern=NOT_BLANK)]],
     Query(min_length=1, max_length=MAX_WHITE_CARDS, alias="white",
           description="the white cards, in play order (repeat the parameter)")]

@@ -87,3 +87,18 @@ async def test_range_errors_have_the_one_shape(client: httpx.AsyncClient) -> Non
     assert unsatisfiable.headers["content-range"] == "bytes */100"
     assert_error(await client.get(f"/videos/{name}", headers={"Range": "items=0-1"}), 400,
                  "bad_range")
+
+
+async def test_card_limits_in_the_schema_are_the_card_rules(client: httpx.AsyncClient) -> None:
+    from app.core.cards import MAX_BLACK_CHARS, MAX_WHITE_CARDS, MAX_WHITE_CHARS
+
+    spec = (await client.get("/openapi.json")).json()
+    params = {p["name"]: p["schema"] for p in spec["paths"]["/api/videos"]["get"]["parameters"]}
+    assert params["black"]["maxLength"] == MAX_BLACK_CHARS
+    assert params["white"]["maxItems"] == MAX_WHITE_CARDS
+    assert params["white"]["items"]["maxLength"] == MAX_WHITE_CHARS
+    too_long = await client.get("/api/videos", params={"black": "b" * (MAX_BLACK_CHARS + 1),
+                                                       "white": "w"})
+    assert_error(too_long, 422, "invalid_request")
+    invisible = await client.get("/api/videos", params={"black": "\u200b", "white": "w"})
+    assert_error(invisible, 422, "invalid_cards")
