@@ -105,3 +105,15 @@ def test_client_address_comes_from_the_transport() -> None:
     # Guard for the tests above: httpx's ASGITransport passes `client` to the scope.
     transport = httpx.ASGITransport(app=lambda *a: None, client=("10.0.0.1", 1))
     assert transport.client == ("10.0.0.1", 1)
+
+
+async def test_oversized_request_heads_are_refused(make_client: MakeClient) -> None:
+    client = await make_client(http_max_header_bytes=16384)
+    assert (await client.get("/health", headers={"X-Pad": "a" * 15000})).status_code == 200
+    big = await client.get("/health", headers={"X-Pad": "a" * 17000})
+    assert_error(big, 431, "header_too_large")
+    many = await client.get("/health", headers=[(f"X-{i}", "a" * 100) for i in range(200)])
+    assert many.status_code == 431
+    sio = await client.get("/socket.io/", params={"EIO": "4", "transport": "polling"},
+                           headers={"X-Pad": "a" * 17000})
+    assert sio.status_code == 431  # Socket.IO sits behind the same bound
