@@ -91,9 +91,15 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "invalid_request", describe(exc))
 
 
+async def _internal_error(_: Request, exc: Exception) -> JSONResponse:
+    # Starlette still re-raises the exception after this response, so the server logs it once.
+    return error_response(500, "internal", "internal error")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _internal_error)
 
 
 def use_error_shape_in_openapi(app: FastAPI) -> None:

@@ -102,3 +102,22 @@ async def test_card_limits_in_the_schema_are_the_card_rules(client: httpx.AsyncC
     assert_error(too_long, 422, "invalid_request")
     invisible = await client.get("/api/videos", params={"black": "\u200b", "white": "w"})
     assert_error(invisible, 422, "invalid_cards")
+
+
+async def test_an_unexpected_error_is_a_500_in_the_one_shape(tmp_path) -> None:
+    from app.main import create_app
+    from app.services.video_cache import VideoCache
+    from tests.api.conftest import app_settings
+
+    settings = app_settings(tmp_path)
+    app = create_app(settings, cache_facade=VideoCache(settings))
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("secret detail")
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        response = await client.get("/boom")
+    assert_error(response, 500, "internal")
+    assert "secret detail" not in response.text
