@@ -25,6 +25,8 @@ from tests.sockets.support import Client
 from tests.support.redis_server import RedisServer
 from tests.video.mp4 import decode
 
+pytestmark = pytest.mark.slow  # each test starts the real server; 5 to 25 s
+
 NAMES = ["Ada", "Bo", "Cy", "Di"]
 HAND_SIZE = 10
 EVENT_TIMEOUT = 15.0  # generous: the box has 2 cores shared with renders and Redis

@@ -14,7 +14,14 @@ import httpx
 import pytest
 
 from tests.sockets.raw import RawSocket
-from tests.sockets.support import Client, LiveServer, eventually, table
+from tests.sockets.support import (
+    Client,
+    LiveServer,
+    eventually,
+    start_round_one,
+    submit_all,
+    table,
+)
 
 
 async def room_exists(server: LiveServer, code: str) -> bool:
@@ -212,12 +219,8 @@ async def test_submissions_stay_anonymous_through_leaves_and_kicks(
 ) -> None:
     players = await table(clients, server, 4)
     host = players[0]
-    await host.call("start_game")
-    state = await host.wait_for("room_state", lambda s: s["round"] == 1)
-    for p in players:
-        if p.player_id != state["czar_id"]:
-            hand = await p.wait_for("hand", lambda h: h["round"] == 1)
-            assert (await p.call("submit_cards", {"card_ids": [hand["cards"][0]["id"]]}))["ok"]
+    state = await start_round_one(players)
+    await submit_all(players, state)
     judging = await host.wait_for("room_state", lambda s: s["phase"] == "judging")
     leaver = next(p for p in players[1:] if p.player_id != state["czar_id"])
     if how == "leave":

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.game.support import FakeClock
 from tests.sockets.support import (
@@ -278,6 +279,7 @@ async def test_no_video_service_reports_failure(make_server: Any, clients: Any) 
     assert "unavailable" in failed["reason"]
 
 
+@pytest.mark.slow
 async def test_slow_video_never_blocks_the_game(make_server: Any, clients: Any) -> None:
     slow = FakeVideoService(delay=2.0)
     server = make_server(video_service=slow)
