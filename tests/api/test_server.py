@@ -46,7 +46,8 @@ def raw_request(base_url: str, header_bytes: int) -> bytes:
 @pytest.mark.slow
 def test_make_run_bounds_headers_and_trusts_the_local_proxy(tmp_path: Path) -> None:
     env = {"REDIS_URL": "memory://", "HTTP_RATE_LIMIT_ROOMS": "2/minute",
-           "FORWARDED_ALLOW_IPS": "127.0.0.1"}
+           "FORWARDED_ALLOW_IPS": "127.0.0.1", "ADMIN_TOKEN": "t0ken",
+           "ADMIN_AUTH_FAILURE_LIMIT": "2/minute"}
     with run_app_server(tmp_path, env, command=MAKE_RUN_COMMAND) as server:
         assert raw_request(server.base_url, 60_000).startswith(b"HTTP/1.1 200")
         # Whole in one read: refused by the app's HeaderLimit; too big to buffer: by h11.
@@ -58,3 +59,14 @@ def test_make_run_bounds_headers_and_trusts_the_local_proxy(tmp_path: Path) -> N
         codes = [httpx.get(url, headers=first).status_code for _ in range(3)]
         assert codes == [404, 404, 429]
         assert httpx.get(url, headers={"X-Forwarded-For": "203.0.113.8"}).status_code == 404
+        # Admin auth on the wire: raw non-ASCII bytes are a 401, then wrong tokens are slowed.
+        entry = f"{server.base_url}/api/cache/entry"
+        params = {"black": "b", "white": "w"}
+        bad = {"Authorization": "Bearer Äx".encode()}
+        codes = [httpx.delete(entry, params=params, headers=bad).status_code for _ in range(3)]
+        assert codes == [401, 401, 429]
+        # Socket.IO refuses a foreign origin (CORS_ORIGINS is empty: same origin only).
+        evil = httpx.get(f"{server.base_url}/socket.io/", params={"EIO": 4, "transport": "polling"},
+                         headers={"Origin": "https://evil.example"})
+        assert evil.status_code == 400
+        assert "access-control-allow-origin" not in evil.headers
