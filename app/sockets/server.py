@@ -35,7 +35,8 @@ from app.game.registry import RoomRegistry
 from app.game.room import Room
 from app.game.settings import RoomSettings
 from app.sockets import payloads
-from app.sockets.guard import ConnectionCounts, MalformedPackets, client_address
+from app.sockets.guard import ConnectionCounts, client_address
+from app.sockets.packets import MalformedPackets, guard_packets
 from app.sockets.ratelimit import TokenBucket
 from app.sockets.schemas import (
     CreateRoomIn,
@@ -156,45 +157,7 @@ class GameServer:
         for name, action in actions.items():
             self.sio.on(name, self._handler(name, action))
         self.sio.on("*", self._on_unknown)
-        self._guard_packets()
-
-    def _guard_packets(self) -> None:
-        """Catch what python-socketio cannot decode, in Engine.IO's message handler: count it,
-        log one line a minute per connection, and close a connection that keeps at it."""
-        eio = self.sio.eio
-        on_message, on_close = eio.handlers["message"], eio.handlers["disconnect"]
-
-        async def message(eio_sid: str, data: Any) -> None:
-            try:
-                await on_message(eio_sid, data)
-            except Exception as exc:
-                await self._malformed_packet(eio_sid, exc)
-
-        async def close(eio_sid: str, *args: Any) -> None:
-            extra = self.malformed.forget(eio_sid)
-            if extra:
-                logger.warning("%s sent %d more malformed packets before it closed",
-                               eio_sid, extra)
-            await on_close(eio_sid, *args)
-
-        eio.on("message", message)
-        eio.on("disconnect", close)
-
-    async def _malformed_packet(self, eio_sid: str, exc: Exception) -> None:
-        environ = self.sio.environ.get(eio_sid)
-        if environ is None:
-            return  # in flight when the connection closed: nobody to tell, nothing to log
-        verdict = self.malformed.record(eio_sid)
-        address = client_address(environ)
-        if verdict.log:
-            logger.warning(
-                "malformed packet from %s (%s): %s: %s; %d in the minute before",
-                eio_sid, address, type(exc).__name__, str(exc)[:100], verdict.previous,
-            )
-        if verdict.close:
-            logger.warning("closing %s (%s): %d malformed packets within %.0f s",
-                           eio_sid, address, verdict.count, self.malformed.window)
-            self._spawn(self.sio.eio.disconnect(eio_sid))
+        guard_packets(self.sio, self.malformed, self._spawn)
 
     async def start(self) -> None:
         """Start the ticker (round timers, reconnect grace). Call from the app's lifespan."""

@@ -6,7 +6,8 @@ import pytest
 from pydantic import ValidationError
 
 from app.game.settings import RoomSettings
-from app.sockets.guard import ConnectionCounts, MalformedPackets
+from app.sockets.guard import ConnectionCounts
+from app.sockets.packets import MalformedPackets
 from app.sockets.ratelimit import TokenBucket
 from app.sockets.schemas import CreateRoomIn, SettingsIn, SubmitCardsIn
 from app.sockets.server import describe
