@@ -67,3 +67,16 @@ def test_create_app_connects_nothing(tmp_path: Path) -> None:
     app = create_app(settings, cache_facade=cache)
     assert cache._started is False and cache._sync_client is None  # the lifespan connects
     assert app.state.settings is settings
+
+
+def test_make_run_server_options_come_from_the_settings(tmp_path: Path) -> None:
+    from app.main import uvicorn_options
+
+    options = uvicorn_options(app_settings(tmp_path))
+    assert options == {"http": "h11", "h11_max_incomplete_event_size": 65536,
+                       "proxy_headers": True, "forwarded_allow_ips": "127.0.0.1"}
+    behind = uvicorn_options(app_settings(tmp_path, forwarded_allow_ips="10.0.0.0/8",
+                                          http_max_header_bytes=32768))
+    assert behind["forwarded_allow_ips"] == "10.0.0.0/8"
+    assert behind["h11_max_incomplete_event_size"] == 32768
+    assert uvicorn_options(app_settings(tmp_path, forwarded_allow_ips=""))["proxy_headers"] is False
