@@ -48,6 +48,7 @@ from app.sockets.schemas import (
 )
 from app.sockets.sessions import AlreadyInRoom, NotInRoom, Seat, Sessions
 from app.sockets.video import VideoJobs, VideoService, default_video_service
+from app.video.deadlines import video_deadline_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ class GameServer:
         self.malformed = MalformedPackets()
         self.tick_interval = tick_interval
         self._clock = clock
-        video_timeout = max(s.video_render_timeout, s.http_provider_deadline) + 30.0
+        video_timeout = video_deadline_seconds(s)  # the service's own longest legitimate wait
         self.videos = VideoJobs(
             self._emit,
             video_service,
