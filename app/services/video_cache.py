@@ -8,6 +8,16 @@
 The sync API (`set`, `get`, `delete`, `get_many`, `get_stats`) is the one of the spec; each has
 an async twin (`aset`, `aget`, ...) that the server uses so its event loop never waits on a
 socket. Both only drive the plans of `app.cache.core`, where the policy lives.
+
+The async twins also take a `Combination` (`app.core.cards`) in place of the two card
+arguments, and use the key it carries instead of validating and hashing the cards again:
+
+    combo = Combination(black, whites)          # validated, normalised and keyed once
+    await video_cache.aset(combo, url, permanent=True)
+    entry = await video_cache.aget_entry(combo)
+
+Other layers reach the same Redis only through `shared` (typed commands, errors mapped once);
+no raw client leaves this module.
 """
 
 from __future__ import annotations
@@ -17,7 +27,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Iterable, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 
 import redis
 import redis.asyncio as aioredis
@@ -30,6 +40,7 @@ from app.cache.keys import key_for
 from app.cache.plans import run_async, run_sync
 from app.cache.prober import ThreadProber, probe_forever
 from app.cache.shared import SharedRedis
+from app.core.cards import Combination
 from app.core.config import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -52,6 +63,14 @@ def _combo_cards(combo: object) -> tuple[object, object]:
     except AttributeError:
         raise TypeError("each combo must be a (black_card, white_cards) pair or have "
                         ".black and .whites") from None
+
+
+def _combination_key(combo: object) -> str:
+    """The key a `Combination` carries; the async API's one-argument form."""
+    if type(combo) is Combination:
+        return combo.key
+    raise TypeError("pass a Combination alone, or black_card and white_cards "
+                    f"(got {type(combo).__name__} without white cards)")
 
 
 class VideoCache:
@@ -203,12 +222,6 @@ class VideoCache:
             self._ensure_started()
         return run_sync(self.core.plan_purge(temporary_only), self._sync)
 
-    def async_redis(self) -> aioredis.Redis | None:
-        """Deprecated: use `shared`. The raw async client while Redis is usable, else None."""
-        if not self._started:
-            self._ensure_started()
-        return self._async() if self.core.redis_usable else None
-
     # --- keys and input -----------------------------------------------------------------------
     @staticmethod
     def key_for(black_card: str, white_cards: Sequence[str]) -> str:
@@ -221,7 +234,8 @@ class VideoCache:
         return CacheEntry.new(validate_video_url(video_url), permanent)
 
     def _keys(self, combos: Iterable[Combo]) -> list[str]:
-        return [key_for(*_combo_cards(combo)) for combo in combos]
+        return [combo.key if type(combo) is Combination else key_for(*_combo_cards(combo))
+                for combo in combos]
 
     # --- sync API (the spec's) ----------------------------------------------------------------
     def get_entry(self, black_card: str, white_cards: Sequence[str]) -> CacheEntry | None:
@@ -289,27 +303,49 @@ class VideoCache:
             return core.failed_get(key, exc)
         return core.accept_get(key, raw, epoch)
 
-    async def aget_entry(self, black_card: str, white_cards: Sequence[str]) -> CacheEntry | None:
+    async def aget_entry(self, black_card: str | Combination,
+                         white_cards: Sequence[str] | None = None) -> CacheEntry | None:
+        """The entry of `(black_card, white_cards)`, or of a `Combination` given alone."""
+        key = (key_for(black_card, white_cards) if white_cards is not None
+               else _combination_key(black_card))
         if not self._started:
             await self.astart()
-        return await self._aread(key_for(black_card, white_cards))
+        return await self._aread(key)
 
-    async def aget(self, black_card: str, white_cards: Sequence[str]) -> str | None:
+    async def aget(self, black_card: str | Combination,
+                   white_cards: Sequence[str] | None = None) -> str | None:
+        key = (key_for(black_card, white_cards) if white_cards is not None
+               else _combination_key(black_card))
         if not self._started:
             await self.astart()
-        entry = await self._aread(key_for(black_card, white_cards))
+        entry = await self._aread(key)
         return entry.video_url if entry is not None else None
 
+    @overload
+    async def aset(self, combo: Combination, video_url: str, /, *,
+                   permanent: bool = False) -> None: ...
+
+    @overload
     async def aset(self, black_card: str, white_cards: Sequence[str], video_url: str,
-                   permanent: bool = False) -> None:
-        key = key_for(black_card, white_cards)
+                   permanent: bool = False) -> None: ...
+
+    async def aset(self, black_card: str | Combination, white_cards: Sequence[str],
+                   video_url: str | None = None, permanent: bool = False) -> None:
+        """`aset(black, whites, url, permanent)`, or `aset(combo, url, permanent=...)`."""
+        if video_url is None and isinstance(white_cards, str):
+            key = _combination_key(black_card)
+            video_url = white_cards
+        else:
+            key = key_for(black_card, white_cards)
         entry = self._new_entry(video_url, permanent)
         if not self._started:
             await self.astart()
         await run_async(self.core.plan_set(key, entry), self._async)
 
-    async def adelete(self, black_card: str, white_cards: Sequence[str]) -> bool:
-        key = key_for(black_card, white_cards)
+    async def adelete(self, black_card: str | Combination,
+                      white_cards: Sequence[str] | None = None) -> bool:
+        key = (key_for(black_card, white_cards) if white_cards is not None
+               else _combination_key(black_card))
         if not self._started:
             await self.astart()
         return await run_async(self.core.plan_delete(key), self._async)
@@ -321,8 +357,10 @@ class VideoCache:
         entries = await run_async(self.core.plan_get_many(keys), self._async)
         return [None if entry is None else entry.video_url for entry in entries]
 
-    async def attl(self, black_card: str, white_cards: Sequence[str]) -> float | None:
-        key = key_for(black_card, white_cards)
+    async def attl(self, black_card: str | Combination,
+                   white_cards: Sequence[str] | None = None) -> float | None:
+        key = (key_for(black_card, white_cards) if white_cards is not None
+               else _combination_key(black_card))
         if not self._started:
             await self.astart()
         return await run_async(self.core.plan_ttl(key), self._async)

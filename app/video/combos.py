@@ -11,11 +11,28 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from app.core.cards import Combination
+from app.core.cards import CardError, Combination
+from app.video.errors import InvalidCardsError
 
 # One combination type: the validated, normalised and keyed value of the card rules. An invalid
 # combination cannot be built (`CardError`, a ValueError), so a bad popularity member is dropped.
 Combo = Combination
+
+
+def combination_of(cards: Combination | str, white_cards: Sequence[str] | None = None
+                   ) -> Combination:
+    """The edge of the video layer: a `Combination` as is, or one built once from
+    `(black, whites)`; cards that break the rules raise `InvalidCardsError` saying why."""
+    if isinstance(cards, Combination):
+        if white_cards is not None:
+            raise TypeError("a Combination carries its white cards: pass it alone")
+        return cards
+    try:
+        return Combination(cards, white_cards)
+    except CardError as exc:
+        raise InvalidCardsError(str(exc)) from None
+    except ValueError as exc:  # e.g. a lone surrogate has no UTF-8 form to hash
+        raise InvalidCardsError(f"cards cannot be keyed: {exc}") from None
 
 
 class ComboLike(Protocol):

@@ -1,6 +1,6 @@
 """The video layer's part of the FastAPI lifespan.
 
-    async with video_lifespan():
+    async with video_lifespan(service):
         yield
 """
 
@@ -10,23 +10,33 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from app.video.pregen import Pregenerator
+from app.video.reindex import index_healer
 from app.video.service import VideoService, get_video_service
 
 
 @asynccontextmanager
 async def video_lifespan(service: VideoService | None = None) -> AsyncIterator[VideoService]:
-    """Start the render pool and pre-generation; stop both and close providers on exit.
+    """Start the render pool, the index healer and pre-generation; stop them in reverse order
+    and close the providers on exit.
 
-    Enter it after the cache has started (`await video_cache.astart()`).
+    The healer rebuilds the cache index from the stored videos when Redis comes back without
+    its data (app/cache/healer.py); it does nothing on a memory-only cache or with
+    `CACHE_INDEX_CHECK_INTERVAL=0`. Enter this after the cache has started
+    (`await video_cache.astart()`), and leave it before the cache closes.
     """
     service = service or get_video_service()
     await service.start()
+    healer = index_healer(service)
     pregen = Pregenerator(service) if service.settings.pregen_enabled else None
-    if pregen is not None:
-        pregen.start()
     try:
+        healer.start()
+        if pregen is not None:
+            pregen.start()
         yield service
     finally:
-        if pregen is not None:
-            await pregen.stop()
-        await service.aclose()
+        try:
+            if pregen is not None:
+                await pregen.stop()
+            await healer.stop()
+        finally:
+            await service.aclose()

@@ -5,6 +5,10 @@ never delete or extend the lock that another instance took over. The TTL
 (`video_generation_lock_ttl`) only matters when the holder dies: while it lives, a `LockKeeper`
 extends the lock every third of the TTL, however long the generation takes.
 
+The lock reaches Redis only through the cache facade's typed commands (`video_cache.shared`),
+so every Redis failure arrives here as one type, `CacheBackendError`:
+
+    lock = RedisLock(video_cache.shared, LOCK_PREFIX + sha, ttl)
     if await lock.acquire():
         async with LockKeeper(lock):
             ...  # generate; the lock is released on the way out
@@ -19,9 +23,8 @@ import secrets
 from collections.abc import Callable
 from types import TracebackType
 
-import redis.asyncio as aioredis
-
-from app.video.errors import REDIS_ERRORS
+from app.cache.errors import CacheBackendError
+from app.cache.shared import SharedRedis
 
 logger = logging.getLogger(__name__)
 
@@ -40,29 +43,28 @@ _STOP_TIMEOUT = 2.0
 
 
 class RedisLock:
-    def __init__(self, client: aioredis.Redis, name: str, ttl: float) -> None:
-        self.client = client
+    """One lock held under a random token. Every method may raise `CacheBackendError`."""
+
+    def __init__(self, shared: SharedRedis, name: str, ttl: float) -> None:
+        self.shared = shared
         self.name = name
         self.ttl = ttl
         self.ttl_ms = max(1, int(ttl * 1000))
         self.token = secrets.token_hex(16)
 
     async def acquire(self) -> bool:
-        return bool(await self.client.set(self.name, self.token, nx=True, px=self.ttl_ms))
+        return await self.shared.set(self.name, self.token, px=self.ttl_ms, only_if_absent=True)
 
     async def release(self) -> bool:
-        result = await self.client.eval(_RELEASE, 1, self.name, self.token)
-        return bool(result)
+        return bool(await self.shared.eval(_RELEASE, (self.name,), (self.token,)))
 
     async def extend(self) -> bool:
-        result = await self.client.eval(
-            _EXTEND, 1, self.name, self.token, str(self.ttl_ms)
-        )
-        return bool(result)
+        return bool(await self.shared.eval(_EXTEND, (self.name,),
+                                           (self.token, str(self.ttl_ms))))
 
     async def is_held(self) -> bool:
         """Whether anyone holds the lock now."""
-        return bool(await self.client.exists(self.name))
+        return await self.shared.exists(self.name)
 
 
 class LockKeeper:
@@ -93,7 +95,7 @@ class LockKeeper:
             finished, _ = await asyncio.wait({self._task}, timeout=_STOP_TIMEOUT)
             if not finished:
                 self._task.cancel()
-        with contextlib.suppress(*REDIS_ERRORS):
+        with contextlib.suppress(CacheBackendError):  # it expires on its own
             await self.lock.release()
 
     async def _keep(self) -> None:
@@ -104,8 +106,8 @@ class LockKeeper:
                 return
             try:
                 extended = await self.lock.extend()
-            except REDIS_ERRORS:
-                logger.info("could not extend the generation lock", exc_info=True)
+            except CacheBackendError as exc:
+                logger.info("could not extend the generation lock: %s", exc)
                 continue
             if not extended:
                 logger.warning("lost the generation lock %s; a duplicate render may follow "

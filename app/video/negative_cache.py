@@ -2,20 +2,20 @@
 
 A failure is remembered in this process and in Redis (`punchline:video-failed:<sha256>`, with
 the TTL as PX), so every instance stops hammering a failing provider, and an instance waiting on
-another instance's lock learns of its failure. Redis errors are ignored: the copy in this
-process still holds. A TTL of 0 turns the negative cache off.
+another instance's lock learns of its failure. Redis is reached through the cache facade's typed
+commands (`video_cache.shared`); their one error type, `CacheBackendError`, is ignored here: the
+copy in this process still holds. A TTL of 0 turns the negative cache off.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Callable
 from typing import NoReturn
 
-import redis.asyncio as aioredis
-
-from app.video.errors import REDIS_ERRORS, RecentFailureError
+from app.cache.errors import CacheBackendError
+from app.cache.shared import SharedRedis
+from app.video.errors import RecentFailureError
 from app.video.storage import sha_of_key
 
 FAILED_PREFIX = "punchline:video-failed:"
@@ -23,14 +23,10 @@ _MAX_LOCAL = 10_000
 
 
 class NegativeCache:
-    def __init__(
-        self,
-        ttl: float,
-        redis: Callable[[], aioredis.Redis | None],
-        clock: Callable[[], float],
-    ) -> None:
+    def __init__(self, ttl: float, shared: SharedRedis | None,
+                 clock: Callable[[], float]) -> None:
         self.ttl = ttl
-        self._redis = redis
+        self.shared = shared  # None: this process only
         self._clock = clock
         self._local: dict[str, tuple[float, str]] = {}  # key -> (expiry on the clock, message)
         self.hits = 0
@@ -45,17 +41,19 @@ class NegativeCache:
             if local[0] > now:
                 self._hit(local[1], local[0] - now)
             del self._local[key]
-        client = self._redis()
-        if client is None:
+        if self.shared is None or not self.shared.available:
             return
+        name = FAILED_PREFIX + sha_of_key(key)
         try:
-            name = FAILED_PREFIX + sha_of_key(key)
-            message, pttl = await asyncio.gather(client.get(name), client.pttl(name))
-        except REDIS_ERRORS:
+            message = await self.shared.get(name)
+            if message is None:  # the common case: one round trip
+                return
+            pttl = await self.shared.pttl(name)
+        except CacheBackendError:
             return
-        if message is not None and pttl and pttl > 0:
+        if pttl > 0:
             text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
-            self._hit(str(text), pttl / 1000)
+            self._hit(text, pttl / 1000)
 
     def _hit(self, message: str, retry_after: float) -> NoReturn:
         self.hits += 1
@@ -70,8 +68,8 @@ class NegativeCache:
         self._local[key] = (now + self.ttl, message)
         if len(self._local) > _MAX_LOCAL:
             self._local = {k: v for k, v in self._local.items() if v[0] > now}
-        client = self._redis()
-        if client is not None:
-            with contextlib.suppress(*REDIS_ERRORS):
-                await client.set(FAILED_PREFIX + sha_of_key(key), message,
-                                 px=int(self.ttl * 1000))
+        if self.shared is None or not self.shared.available:
+            return
+        with contextlib.suppress(CacheBackendError):  # still remembered in this process
+            await self.shared.set(FAILED_PREFIX + sha_of_key(key), message,
+                                  px=int(self.ttl * 1000))

@@ -46,7 +46,7 @@ async def pregenerate(
     report = PregenReport()
     for combo, _score in await service.popularity.top(top_n):
         report.considered += 1
-        if await service.cache.aget_entry(combo.black, list(combo.whites)) is not None:
+        if await service.cache.aget_entry(combo) is not None:
             report.cached += 1
             if progress:
                 progress(combo, "cached")
@@ -59,7 +59,7 @@ async def pregenerate(
             report.deferred = True
             break
         try:
-            await service.get_or_create(combo.black, list(combo.whites), permanent=False)
+            await service.get_or_create(combo, permanent=False)
         except VideoGenerationError as exc:
             report.failed += 1
             report.errors.append(f"{combo.black[:40]!r}: {exc}")

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from app.cache.healer import IndexHealer
+from app.core.cards import Combination
 from app.video.service import VideoService
 
 logger = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ async def reindex(
     progress: Callable[[str], None] | None = None,
 ) -> ReindexReport:
     report = ReindexReport()
-    storage, cache = service.storage, service.cache
+    storage = service.storage
     videos = await asyncio.to_thread(lambda: list(storage.iter_videos()))
     ttl = service.settings.cache_temporary_ttl
     for sha, meta in videos:
@@ -63,16 +64,16 @@ async def reindex(
             report.orphans += 1
         else:
             try:
-                key = cache.key_for(meta.black_card, meta.white_cards)
-            except (TypeError, ValueError):
-                key = ""
-            if key != meta.key or meta.key != f"video:{sha}":
+                combo: Combination | None = Combination(meta.black_card, meta.white_cards)
+            except (TypeError, ValueError):  # cards the rules refuse cannot be keyed
+                combo = None
+            if combo is None or combo.key != meta.key or meta.key != f"video:{sha}":
                 report.mismatched += 1
                 outcome = "mismatched"
                 logger.warning("sidecar of %s does not match its name; skipped", sha[:12])
             else:
-                outcome = await _restore(service, sha, meta.black_card, meta.white_cards,
-                                         meta.permanent, meta.created_at, ttl, dry_run)
+                outcome = await _restore(service, sha, combo, meta.permanent, meta.created_at,
+                                         ttl, dry_run)
                 setattr(report, outcome, getattr(report, outcome) + 1)
         if progress:
             progress(outcome)
@@ -80,23 +81,23 @@ async def reindex(
 
 
 async def _restore(
-    service: VideoService, sha: str, black: str, whites: list[str], permanent: bool,
-    created_at: str, ttl: int, dry_run: bool,
+    service: VideoService, sha: str, combo: Combination, permanent: bool, created_at: str,
+    ttl: int, dry_run: bool,
 ) -> str:
     cache = service.cache
     url = service.storage.url_for(sha)
-    entry = await cache.aget_entry(black, whites)
+    entry = await cache.aget_entry(combo)
     if entry is not None:
         if permanent and not entry.permanent:
             if not dry_run:
-                await cache.aset(black, whites, entry.video_url, permanent=True)
+                await cache.aset(combo, entry.video_url, permanent=True)
             return "promoted"
         return "present"
     age = _age_seconds(created_at)
     if not permanent and (age is None or age >= ttl):
         return "expired"
     if not dry_run:
-        await cache.aset(black, whites, url, permanent=permanent)
+        await cache.aset(combo, url, permanent=permanent)
     return "restored"
 
 

@@ -1,12 +1,18 @@
 """The generation service: cache first, then one generation per combination, everywhere.
 
-    url = await get_video_service().get_or_create(black, whites, permanent=True)
+    url = await get_video_service().get_or_create(combo, permanent=True)
+
+`combo` is a `Combination` (`app.core.cards`): validated, normalised and keyed once, by the game
+or at this edge (`get_or_create(black, whites)` builds it). The service looks the cache up by
+the key it carries and renders its display form; nothing checks or hashes the cards again.
 
 1. A cache hit returns at once. A hit on a temporary entry when a permanent one is asked for is
    *promoted* (rewritten as permanent) without rendering again.
 2. On a miss, callers in this process share one generation (single flight: N callers, one
    render), and the cross-instance lock (`app/video/locks.py`) makes instances share it too:
    the instances that lose the lock poll the cache until the winner publishes.
+   Redis is reached only through the cache facade (`video_cache.shared`, typed commands whose
+   one error type is `CacheBackendError`); without Redis, the lock is skipped.
 3. The provider writes an MP4 into our storage, content-addressed by the cache key; the cache
    stores our URL `/videos/<sha256>.mp4`.
 4. A failure is never cached as a success. The negative cache (`app/video/negative_cache.py`)
@@ -24,19 +30,18 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import redis.asyncio as aioredis
+from typing import Any, overload
 
 from app.cache.entry import CacheEntry, utc_now_iso
+from app.cache.errors import CacheBackendError
+from app.core.cards import Combination
 from app.core.config import Settings, get_settings
 from app.services.video_cache import VideoCache
-from app.video.combos import ComboLike
+from app.video.combos import ComboLike, combination_of
 from app.video.deadlines import lock_wait_seconds, video_deadline_seconds
 from app.video.errors import (
-    REDIS_ERRORS,
     GenerationWaitTimeout,
     InvalidCardsError,
     VideoBusyError,
@@ -50,7 +55,6 @@ from app.video.negative_cache import FAILED_PREFIX, NegativeCache
 from app.video.popularity import PopularityTracker
 from app.video.provider import VideoProvider, VideoRequest
 from app.video.storage import VideoMeta, VideoStorage
-from app.video.text import validate_cards
 
 __all__ = ["FAILED_PREFIX", "VideoService", "build_provider", "generate_video",
            "get_video_service", "set_video_service", "video_deadline_seconds"]
@@ -71,13 +75,12 @@ def build_provider(settings: Settings, *, pool: str | None = None) -> VideoProvi
 class _Generation:
     """One generation in this process, shared by every caller of the same key.
 
-    `black` and `whites` are the cards as the first caller gave them: the cache key and the
-    sidecar are made of these; `request` carries the cleaned texts the provider renders.
+    The cache entry and the sidecar are those of `combo` (its key, its normalised cards);
+    `request` carries its display texts, which the provider renders.
     """
 
     request: VideoRequest
-    black: str
-    whites: list[str]
+    combo: Combination
     permanent: bool
     stored_permanent: bool = False
     task: asyncio.Task[str] | None = None
@@ -125,10 +128,10 @@ class VideoService:
         self.provider = provider or build_provider(settings)
         self.storage = storage or VideoStorage(settings.resolved_video_dir,
                                                settings.video_public_prefix)
-        self.popularity = popularity or PopularityTracker(self._redis)
+        self.popularity = popularity or PopularityTracker(cache.shared)
         self.clock = clock
         # The lambda reads `self.clock` on every call, so a test may swap the clock later.
-        self.negative = NegativeCache(settings.video_negative_ttl, self._redis,
+        self.negative = NegativeCache(settings.video_negative_ttl, cache.shared,
                                       lambda: self.clock())
         self._flights: dict[str, _Generation] = {}
         self._stats = _Stats()
@@ -138,17 +141,9 @@ class VideoService:
         self.deadline = video_deadline_seconds(settings)
 
     # --- helpers ------------------------------------------------------------------------------
-    def _redis(self) -> aioredis.Redis | None:
-        try:
-            return self.cache.async_redis()
-        except REDIS_ERRORS:
-            return None
-
-    async def _entry(
-        self, black: str, whites: list[str], *, count: bool = False
-    ) -> CacheEntry | None:
+    async def _entry(self, combo: Combination, *, count: bool = False) -> CacheEntry | None:
         """The cache entry, unless it points at one of our files that is gone."""
-        entry = await self.cache.aget_entry(black, whites)
+        entry = await self.cache.aget_entry(combo)
         if entry is None:
             return None
         sha = self.storage.sha_of_url(entry.video_url)
@@ -161,8 +156,8 @@ class VideoService:
             return None
         return entry
 
-    async def _promote(self, black: str, whites: list[str], url: str) -> None:
-        await self.cache.aset(black, whites, url, permanent=True)
+    async def _promote(self, combo: Combination, url: str) -> None:
+        await self.cache.aset(combo, url, permanent=True)
         self._stats.promotions += 1
         sha = self.storage.sha_of_url(url)
         if sha is not None:
@@ -197,25 +192,30 @@ class VideoService:
         self._stats.lock_extensions += 1
 
     # --- public API ---------------------------------------------------------------------------
-    async def get_or_create(
-        self, black_card: str, white_cards: list[str], permanent: bool = False
-    ) -> str:
+    @overload
+    async def get_or_create(self, combo: Combination, /, *, permanent: bool = False) -> str: ...
+
+    @overload
+    async def get_or_create(self, black_card: str, white_cards: Sequence[str],
+                            permanent: bool = False) -> str: ...
+
+    async def get_or_create(self, black_card: Combination | str,
+                            white_cards: Sequence[str] | None = None,
+                            permanent: bool = False) -> str:
         """Our URL of the video of this combination, generating it at most once.
 
-        Returns or raises `VideoGenerationError` within `self.deadline` seconds (a flight that
-        runs longer, say queued behind many renders, ends with `VideoDeadlineExceeded`).
+        Takes a `Combination`, or `(black_card, white_cards)` (the spec's form), which becomes
+        one here; bad cards raise `InvalidCardsError`. Returns or raises
+        `VideoGenerationError` within `self.deadline` seconds (a flight that runs longer, say
+        queued behind many renders, ends with `VideoDeadlineExceeded`).
         """
-        cleaned_black, cleaned_whites = validate_cards(black_card, white_cards)
-        whites = list(white_cards)
-        try:
-            key = self.cache.key_for(black_card, whites)
-        except (TypeError, ValueError) as exc:  # e.g. an unpaired surrogate cannot be hashed
-            raise InvalidCardsError(f"cards cannot be keyed: {exc}") from exc
-        entry = await self._entry(black_card, whites, count=True)
+        combo = combination_of(black_card, white_cards)
+        key = combo.key
+        entry = await self._entry(combo, count=True)
         if entry is not None:
             self._stats.hits += 1
             if permanent and not entry.permanent:
-                await self._promote(black_card, whites, entry.video_url)
+                await self._promote(combo, entry.video_url)
             return entry.video_url
         self._stats.misses += 1
         gen = self._flights.get(key)
@@ -227,9 +227,9 @@ class VideoService:
             gen.permanent = gen.permanent or permanent
         else:
             self._check_capacity(permanent)
-            request = VideoRequest(cleaned_black, cleaned_whites, key,
-                                   self.settings.video_resolution)
-            gen = _Generation(request, black_card, whites, permanent)
+            black, whites = combo.display()
+            request = VideoRequest(black, whites, key, self.settings.video_resolution)
+            gen = _Generation(request, combo, permanent)
             gen.task = asyncio.create_task(self._produce_in_time(gen),
                                            name=f"video-{key[6:18]}")
             self._flights[key] = gen
@@ -237,19 +237,19 @@ class VideoService:
         assert gen.task is not None
         url = await asyncio.shield(gen.task)
         if permanent and not gen.stored_permanent:
-            await self._promote(black_card, whites, url)
+            await self._promote(combo, url)
             gen.stored_permanent = True
         return url
 
-    async def record_play(self, black_card: str, white_cards: list[str]) -> None:
+    async def record_play(self, black_card: Combination | str,
+                          white_cards: Sequence[str] | None = None) -> None:
         """Count one play of this combination (feeds pre-generation). Never raises on bad input."""
         try:
-            validate_cards(black_card, white_cards)
-            self.cache.key_for(black_card, list(white_cards))
-        except (TypeError, ValueError) as exc:
+            combo = combination_of(black_card, white_cards)
+        except InvalidCardsError as exc:
             logger.debug("not counting an invalid combination: %s", exc)
             return
-        await self.popularity.record(black_card, list(white_cards))
+        await self.popularity.record(combo)
 
     # --- generation ---------------------------------------------------------------------------
     async def _produce_in_time(self, gen: _Generation) -> str:
@@ -271,29 +271,28 @@ class VideoService:
     async def _produce(self, gen: _Generation) -> str:
         """The flight's task: the cache again, then the lock across instances, then the render."""
         # A flight that finished while this one was being set up has already cached the video.
-        entry = await self._entry(gen.black, gen.whites)
+        entry = await self._entry(gen.combo)
         if entry is not None:
             return gen.adopt(entry)
         # ... and one that failed meanwhile has just recorded its failure.
         await self.negative.check(gen.request.key)
-        client = self._redis()
-        if client is None:
+        shared = self.cache.shared
+        if not shared.available:  # memory only, or Redis is down: no other instance to wait on
             return await self._generate(gen)
-        lock = RedisLock(client, LOCK_PREFIX + gen.request.sha256,
+        lock = RedisLock(shared, LOCK_PREFIX + gen.request.sha256,
                          self.settings.video_generation_lock_ttl)
         deadline = self.clock() + self.wait_timeout
         waited = False
         while True:
             try:
                 acquired = await lock.acquire()
-            except REDIS_ERRORS:
-                logger.warning("generation lock unavailable; generating without it",
-                               exc_info=True)
+            except CacheBackendError as exc:
+                logger.warning("generation lock unavailable (%s); generating without it", exc)
                 return await self._generate(gen)
             if acquired:
                 async with LockKeeper(lock, on_extend=self._count_extension):
                     # The previous holder may have published just before we took the lock.
-                    entry = await self._entry(gen.black, gen.whites)
+                    entry = await self._entry(gen.combo)
                     return gen.adopt(entry) if entry is not None else await self._generate(gen)
             if not waited:
                 waited = True
@@ -310,14 +309,14 @@ class VideoService:
         """Poll until the lock holder publishes (URL), fails (raise) or vanishes (None)."""
         delay = 0.05
         while True:
-            entry = await self.cache.aget_entry(gen.black, gen.whites)
+            entry = await self.cache.aget_entry(gen.combo)
             if entry is not None:
                 return gen.adopt(entry)
             await self.negative.check(gen.request.key)
             try:
                 held = await lock.is_held()
-            except REDIS_ERRORS:
-                held = False
+            except CacheBackendError:
+                held = False  # take over (or generate without the lock): no wait on a dead Redis
             if not held:
                 return None  # the holder finished or died: look again, then try to take it
             if self.clock() + delay > deadline:
@@ -334,7 +333,8 @@ class VideoService:
         started = self.clock()
         try:
             await self.provider.generate(request, temp)
-            meta = VideoMeta(key=request.key, black_card=gen.black, white_cards=gen.whites,
+            meta = VideoMeta(key=request.key, black_card=gen.combo.black,
+                             white_cards=list(gen.combo.whites),
                              permanent=gen.permanent, created_at=utc_now_iso(),
                              provider=self.provider.name, resolution=request.resolution)
             await asyncio.to_thread(storage.publish, temp, meta)
@@ -352,7 +352,7 @@ class VideoService:
         url = storage.url_for(request.sha256)
         permanent = gen.permanent  # a permanent caller may have joined during the render
         try:
-            await self.cache.aset(gen.black, gen.whites, url, permanent=permanent)
+            await self.cache.aset(gen.combo, url, permanent=permanent)
         except Exception:
             # The file is published; the next caller finds it through the same URL.
             logger.error("could not cache %s", url, exc_info=True)
@@ -432,5 +432,7 @@ def set_video_service(service: VideoService | None) -> None:
 
 async def generate_video(combo: ComboLike) -> str:
     """The spec's pre-generation helper: our URL of the combination's (temporary) video."""
-    return await get_video_service().get_or_create(combo.black, list(combo.whites),
-                                                   permanent=False)
+    service = get_video_service()
+    if isinstance(combo, Combination):
+        return await service.get_or_create(combo, permanent=False)
+    return await service.get_or_create(combo.black, combo.whites, permanent=False)
