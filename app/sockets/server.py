@@ -485,9 +485,11 @@ class GameServer:
         """Remove players whose grace period is over, close rooms that nobody attends or that
         sat idle, and apply round timers."""
         for seat in self.sessions.attached():
-            if seat.sid is not None and self.sio.manager.eio_sid_from_sid(seat.sid, "/") is None:
+            if seat.sid is not None and self._gone(seat.sid):
                 logger.warning("seat of %s had a dead connection; detached", seat.player_id)
                 await self._detach(seat.sid)  # a connection the library no longer knows
+        for sid in [sid for sid in self._buckets if self._gone(sid)]:
+            del self._buckets[sid]  # an event that raced its connection's disconnect
         for seat in self.sessions.expired(self._clock(), self.grace):
             try:
                 async with self._lock(seat.room_code):
@@ -510,6 +512,10 @@ class GameServer:
                             await self._publish(room, events)
             except Exception:
                 logger.error("tick of room %s failed", room.code, exc_info=True)
+
+    def _gone(self, sid: str) -> bool:
+        """The library no longer knows the connection ``sid``."""
+        return self.sio.manager.eio_sid_from_sid(sid, "/") is None
 
     async def _close_unattended(self) -> None:
         """Close rooms without a connected player for the grace period (whatever led there),
