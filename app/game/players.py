@@ -6,8 +6,6 @@ import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from confusable_homoglyphs import confusables
-
 from app.game.cards import WhiteCard
 from app.game.errors import InvalidName
 
@@ -47,6 +45,8 @@ def _prototypes() -> dict[str, str]:
     The library's data lists, for a source character, its single prototype, and for a prototype
     all its sources. A pair that lists only each other keeps the smaller code point.
     """
+    from confusable_homoglyphs import confusables  # loads 0.9 MB of data: on first use only
+
     data = confusables.confusables_data
     direct: dict[str, str] = {}
     for ch, glyphs in data.items():
