@@ -31,6 +31,7 @@ from app.core.config import Settings, get_settings
 from app.core.ratelimit import RateLimits
 from app.game import events as ev
 from app.game.errors import GameError
+from app.game.players import name_key
 from app.game.registry import RoomRegistry
 from app.game.room import Room
 from app.game.settings import RoomSettings
@@ -164,6 +165,7 @@ class GameServer:
         """Start the ticker (round timers, reconnect grace). Call from the app's lifespan."""
         if self._own_limits:
             await self.limits.start()
+        name_key("warm-up")  # builds the confusables table now, not during someone's join
         self._ensure_ticker()
 
     async def stop(self) -> None:
