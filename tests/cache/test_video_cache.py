@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from app.cache import keys
+from app.core.cards import Combination
 from app.services.video_cache import VideoCache
 from tests.cache.conftest import CacheFactory
 
@@ -103,6 +105,49 @@ async def _exercise_async_api(cache: VideoCache) -> None:
     assert stats["total_entries"] == 1
     assert await cache.adelete(BLACK, WHITES) is True
     assert await cache.aget(BLACK, WHITES) is None
+
+
+async def test_async_api_takes_a_combination_and_uses_its_key(
+        cache: VideoCache, monkeypatch: pytest.MonkeyPatch) -> None:
+    combo = Combination(" Caf\u00e9 _ ", ["x "])  # validated, normalised and keyed here, once
+
+    def keyed_again(*args: object) -> str:
+        raise AssertionError("the facade validated and hashed the cards again")
+
+    try:
+        with monkeypatch.context() as patched:
+            patched.setattr(keys, "_derive_key", keyed_again)
+            patched.setattr(keys, "_cached_key", keyed_again)
+            await cache.aset(combo, "/videos/c.mp4", permanent=True)
+            assert await cache.aget(combo) == "/videos/c.mp4"
+            entry = await cache.aget_entry(combo)
+            assert entry is not None and entry.permanent
+            assert await cache.attl(combo) == -1
+            assert await cache.aget_many([combo, combo]) == ["/videos/c.mp4"] * 2
+        # The same entry as the spec's two-argument forms see it, sync and async.
+        assert cache.get("Cafe\u0301 _", ["x"]) == "/videos/c.mp4"
+        assert await cache.aget("Café _", ["x"]) == "/videos/c.mp4"
+        with monkeypatch.context() as patched:
+            patched.setattr(keys, "_derive_key", keyed_again)
+            patched.setattr(keys, "_cached_key", keyed_again)
+            assert await cache.adelete(combo) is True
+        assert cache.get("Café _", ["x"]) is None
+    finally:
+        await cache.aclose()
+
+
+async def test_a_combination_is_passed_alone(cache: VideoCache) -> None:
+    combo = Combination(BLACK, WHITES)
+    try:
+        with pytest.raises(TypeError, match="Combination alone"):
+            await cache.aget(BLACK)
+        with pytest.raises(TypeError, match="black_card must be a string"):
+            await cache.aset(combo, WHITES, "/videos/a.mp4")  # type: ignore[call-overload]
+        with pytest.raises(TypeError, match="Combination alone"):
+            await cache.aset(BLACK, "/videos/a.mp4")  # type: ignore[call-overload]
+        assert (await cache.aget_stats())["sets"] == 0
+    finally:
+        await cache.aclose()
 
 
 @pytest.mark.parametrize(

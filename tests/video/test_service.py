@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from app.core.cards import MAX_BLACK_CHARS, MAX_WHITE_CARDS
+from app.cache import keys
+from app.core import cards
+from app.core.cards import MAX_BLACK_CHARS, MAX_WHITE_CARDS, Combination
 from app.video.errors import (
     GenerationWaitTimeout,
     InvalidCardsError,
@@ -333,3 +335,32 @@ async def test_backpressure_refuses_instead_of_queueing(
     assert provider.calls == 3  # the refused ones were never started
     assert await service.cache.aget(BLACK, ["two"]) is None
 
+
+
+async def test_a_combination_flows_to_the_cache_without_being_checked_again(
+        service_factory: ServiceFactory, tmp_path: Path, backend_url: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    service, provider = counting(service_factory, tmp_path, backend_url)
+    combo = Combination("  " + BLACK, [WHITES[0] + "\n"])  # what the game hands over
+
+    def checked_again(*args: object) -> object:
+        raise AssertionError("the cards were validated or hashed again")
+
+    with monkeypatch.context() as patched:
+        for module, name in ((cards, "check_combination"), (keys, "check_combination"),
+                             (keys, "_derive_key"), (keys, "_cached_key")):
+            patched.setattr(module, name, checked_again)
+        url = await service.get_or_create(combo)  # a miss: lock, render, publish, cache
+        assert await service.get_or_create(combo, permanent=True) == url  # a hit, promoted
+        await service.record_play(combo)
+    assert provider.calls == 1
+    assert url == f"/videos/{combo.key.removeprefix('video:')}.mp4"
+    # The spec's form reaches the same entry, and the sidecar holds the normalised cards.
+    assert await service.get_or_create(BLACK, WHITES, permanent=True) == url
+    assert provider.calls == 1
+    meta = dict(service.storage.iter_videos())[combo.key.removeprefix("video:")]
+    assert meta is not None and (meta.black_card, meta.white_cards) == (BLACK, WHITES)
+    assert meta.permanent
+    assert [c for c, _ in await service.popularity.top(5)] == [combo]
+    with pytest.raises(TypeError, match="pass it alone"):
+        await service.get_or_create(combo, WHITES)  # type: ignore[call-overload]
