@@ -7,9 +7,9 @@ so the index can be rebuilt from them; nothing else would bring the permanent wi
 The signal is a marker key (`punchline:index-marker`, no TTL) that is written once the index
 is complete. Every instance checks it every `CACHE_INDEX_CHECK_INTERVAL` seconds, and at once
 when the cache reconnects. When it is missing, the instance that wins a short Redis lock
-(`SET NX PX`, kept alive while it works) rebuilds in the background, logs its progress, and
-writes the marker; the others see the lock and wait for the marker. A first start on an empty
-Redis looks the same and costs one scan of the video folder.
+(`lock.py`: `SET NX PX`, kept alive while it works) rebuilds in the background, logs its
+progress, and writes the marker; the others see the lock and wait for the marker. A first start
+on an empty Redis looks the same and costs one scan of the video folder.
 """
 
 from __future__ import annotations
@@ -17,28 +17,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import time
 from collections.abc import Awaitable, Callable
 
 from app.cache.core import CacheCore
 from app.cache.entry import utc_now_iso
 from app.cache.errors import CacheBackendError
+from app.cache.lock import LockKeeper, RedisLock
 from app.cache.shared import SharedRedis
 
 logger = logging.getLogger(__name__)
 
 MARKER_KEY = "punchline:index-marker"
 LOCK_KEY = "punchline:index-rebuild"
-LOCK_TTL_MS = 30_000
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
-return 0
-"""
-_EXTEND = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
-return 0
-"""
+LOCK_TTL = 30.0  # seconds; the keeper extends it every 10 s while the rebuild runs
 
 Progress = Callable[[int], None]  # called with the number of videos scanned so far
 Rebuild = Callable[[Progress], Awaitable[int]]  # returns the entries it wrote back
@@ -94,21 +86,18 @@ class IndexHealer:
         """Rebuild when the marker is gone and no other instance is at it; True if rebuilt."""
         if not self.shared.available:
             return False
-        token = secrets.token_hex(16)
+        lock = RedisLock(self.shared, LOCK_KEY, LOCK_TTL)
         try:
             if await self.shared.exists(MARKER_KEY):
                 return False
-            if not await self.shared.set(LOCK_KEY, token, px=LOCK_TTL_MS, only_if_absent=True):
+            if not await lock.acquire():
                 return False  # another instance is rebuilding
         except CacheBackendError:
             return False  # an outage: the probe wakes us when Redis is back
-        try:
-            return await self._rebuild_locked(token)
-        finally:
-            with contextlib.suppress(CacheBackendError):
-                await self.shared.eval(_RELEASE, (LOCK_KEY,), (token,))
+        async with LockKeeper(lock):
+            return await self._rebuild_locked()
 
-    async def _rebuild_locked(self, token: str) -> bool:
+    async def _rebuild_locked(self) -> bool:
         logger.warning("Redis has no index marker (restarted empty, flushed, or first start): "
                        "rebuilding the video index from stored videos")
         # Entries held in memory may be gone from Redis: none of them is a near hit now.
@@ -123,7 +112,6 @@ class IndexHealer:
                 last_log[0] = now
                 logger.info("Index rebuild: %d videos scanned", scanned)
 
-        keeper = asyncio.create_task(self._keep_lock(token), name="video-index-lock-keeper")
         try:
             restored = await self.rebuild(progress)
             if not self.core.redis_usable:
@@ -134,18 +122,8 @@ class IndexHealer:
         except CacheBackendError as exc:
             logger.warning("Index rebuild interrupted (%s); it runs again later", exc)
             return False
-        finally:
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
         self.core.counters.index_rebuilds += 1
         self.core.counters.index_restored += restored
         logger.info("✅ Video index rebuilt in %.1fs: %d entries restored",
                     time.monotonic() - started, restored)
         return True
-
-    async def _keep_lock(self, token: str) -> None:
-        while True:
-            await asyncio.sleep(LOCK_TTL_MS / 3000)
-            with contextlib.suppress(CacheBackendError):
-                await self.shared.eval(_EXTEND, (LOCK_KEY,), (token, str(LOCK_TTL_MS)))

@@ -1,12 +1,11 @@
-"""The cross-instance generation lock: SET NX PX with a random token, and its keeper.
+"""The cross-instance generation lock: one per combination, `punchline:video-lock:<sha256>`.
 
-Release and extension are compare-and-act Lua scripts, so an instance whose lock expired can
-never delete or extend the lock that another instance took over. The TTL
-(`video_generation_lock_ttl`) only matters when the holder dies: while it lives, a `LockKeeper`
-extends the lock every third of the TTL, however long the generation takes.
-
-The lock reaches Redis only through the cache facade's typed commands (`video_cache.shared`),
-so every Redis failure arrives here as one type, `CacheBackendError`:
+The lock and its keeper are the cache layer's (`app/cache/lock.py`: SET NX PX with a token,
+compare-and-act Lua release and extension, a keeper that extends every TTL/3), reached through
+`video_cache.shared`, so every Redis failure arrives as `CacheBackendError`. The TTL
+(`video_generation_lock_ttl`) only matters when the holder dies. A holder that loses its lock
+(it expired, another instance took it) may make a duplicate render: harmless, the file is
+content-addressed.
 
     lock = RedisLock(video_cache.shared, LOCK_PREFIX + sha, ttl)
     if await lock.acquire():
@@ -16,102 +15,8 @@ so every Redis failure arrives here as one type, `CacheBackendError`:
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-import secrets
-from collections.abc import Callable
-from types import TracebackType
+from app.cache.lock import LockKeeper, RedisLock
 
-from app.cache.errors import CacheBackendError
-from app.cache.shared import SharedRedis
-
-logger = logging.getLogger(__name__)
+__all__ = ["LOCK_PREFIX", "LockKeeper", "RedisLock"]
 
 LOCK_PREFIX = "punchline:video-lock:"
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
-return 0
-"""
-_EXTEND = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
-return 0
-"""
-# How long the exit of a `LockKeeper` waits for its task: a cancel alone can be swallowed inside
-# a Redis call, and an unbounded wait would hang the shutdown.
-_STOP_TIMEOUT = 2.0
-
-
-class RedisLock:
-    """One lock held under a random token. Every method may raise `CacheBackendError`."""
-
-    def __init__(self, shared: SharedRedis, name: str, ttl: float) -> None:
-        self.shared = shared
-        self.name = name
-        self.ttl = ttl
-        self.ttl_ms = max(1, int(ttl * 1000))
-        self.token = secrets.token_hex(16)
-
-    async def acquire(self) -> bool:
-        return await self.shared.set(self.name, self.token, px=self.ttl_ms, only_if_absent=True)
-
-    async def release(self) -> bool:
-        return bool(await self.shared.eval(_RELEASE, (self.name,), (self.token,)))
-
-    async def extend(self) -> bool:
-        return bool(await self.shared.eval(_EXTEND, (self.name,),
-                                           (self.token, str(self.ttl_ms))))
-
-    async def is_held(self) -> bool:
-        """Whether anyone holds the lock now."""
-        return await self.shared.exists(self.name)
-
-
-class LockKeeper:
-    """Keeps an acquired lock alive while a block runs, then releases it.
-
-    `on_extend` is called after each successful extension (for stats).
-    """
-
-    def __init__(self, lock: RedisLock, *, on_extend: Callable[[], None] | None = None) -> None:
-        self.lock = lock
-        self.interval = max(0.05, lock.ttl / 3)
-        self._on_extend = on_extend
-        self._done = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> RedisLock:
-        self._task = asyncio.create_task(self._keep(), name="video-lock-keeper")
-        return self.lock
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._done.set()
-        if self._task is not None:
-            finished, _ = await asyncio.wait({self._task}, timeout=_STOP_TIMEOUT)
-            if not finished:
-                self._task.cancel()
-        with contextlib.suppress(CacheBackendError):  # it expires on its own
-            await self.lock.release()
-
-    async def _keep(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._done.wait(), self.interval)
-            if self._done.is_set():
-                return
-            try:
-                extended = await self.lock.extend()
-            except CacheBackendError as exc:
-                logger.info("could not extend the generation lock: %s", exc)
-                continue
-            if not extended:
-                logger.warning("lost the generation lock %s; a duplicate render may follow "
-                               "(harmless: same content-addressed file)", self.lock.name)
-                return
-            if self._on_extend is not None:
-                self._on_extend()
