@@ -45,14 +45,20 @@ from app.core.config import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
+
 class HasCards(Protocol):
+    """Anything with the cards of a combination, such as a `Combination`
+    (`app.video.combos.ComboLike` is this protocol)."""
+
     @property
     def black(self) -> str: ...
     @property
     def whites(self) -> Sequence[str]: ...
 
 
-Combo = tuple[str, Sequence[str]] | HasCards  # a (black, whites) pair, or .black and .whites
+# What `get_many` takes per combination: a (black, whites) pair, or .black and .whites (a
+# `Combination` gives its key as is).
+CardsArg = tuple[str, Sequence[str]] | HasCards
 
 
 def _combo_cards(combo: object) -> tuple[object, object]:
@@ -233,7 +239,7 @@ class VideoCache:
             raise TypeError(f"permanent must be a bool, not {type(permanent).__name__}")
         return CacheEntry.new(validate_video_url(video_url), permanent)
 
-    def _keys(self, combos: Iterable[Combo]) -> list[str]:
+    def _keys(self, combos: Iterable[CardsArg]) -> list[str]:
         return [combo.key if type(combo) is Combination else key_for(*_combo_cards(combo))
                 for combo in combos]
 
@@ -271,7 +277,7 @@ class VideoCache:
             self._ensure_started()
         return run_sync(self.core.plan_delete(key), self._sync)
 
-    def get_many(self, combos: Iterable[Combo]) -> list[str | None]:
+    def get_many(self, combos: Iterable[CardsArg]) -> list[str | None]:
         keys = self._keys(combos)
         if not self._started:
             self._ensure_started()
@@ -350,7 +356,7 @@ class VideoCache:
             await self.astart()
         return await run_async(self.core.plan_delete(key), self._async)
 
-    async def aget_many(self, combos: Iterable[Combo]) -> list[str | None]:
+    async def aget_many(self, combos: Iterable[CardsArg]) -> list[str | None]:
         keys = self._keys(combos)
         if not self._started:
             await self.astart()

@@ -9,9 +9,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
 
 from app.core.cards import CardError, Combination
+from app.services.video_cache import HasCards
 from app.video.errors import InvalidCardsError
 
 # One combination type: the validated, normalised and keyed value of the card rules. An invalid
@@ -35,14 +35,8 @@ def combination_of(cards: Combination | str, white_cards: Sequence[str] | None =
         raise InvalidCardsError(f"cards cannot be keyed: {exc}") from None
 
 
-class ComboLike(Protocol):
-    """Anything with the cards of a combination (a `Combination`, a game's `RoundWon`, ...)."""
-
-    @property
-    def black(self) -> str: ...
-
-    @property
-    def whites(self) -> Sequence[str]: ...
+# Anything with `.black` and `.whites` (a `Combination`, ...): the cache facade's protocol.
+ComboLike = HasCards
 
 
 async def popular_combinations(top: int | None = None) -> list[Combo]:
