@@ -135,7 +135,7 @@ class GameServer:
         self._buckets: dict[str, TokenBucket] = {}
         self._address: dict[str, str] = {}  # sid -> client address, while connected
         self._locks: dict[str, asyncio.Lock] = {}
-        self._active: dict[str, float] = {}  # room code -> clock of its last transition
+        self._active: dict[str, float] = {}  # room code -> clock of its players' last event
         self._unattended: dict[str, float] = {}  # room code -> since when nobody is connected
         self._ticker: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -264,12 +264,16 @@ class GameServer:
             if self.sessions.by_sid(sid) is not seat:
                 raise NotInRoom("you are no longer in that room")
             room = self.registry.get(seat.room_code)
+            self._touch(room.code)
             yield seat, room
+
+    def _touch(self, room_code: str) -> None:
+        """A player did something in the room. Timers alone never keep a room alive."""
+        self._active[room_code] = self._clock()
 
     async def _publish(self, room: Room, events: Sequence[ev.Event]) -> None:
         """Broadcast the outcome of a transition; call with the room's lock held."""
         to_room = channel(room.code)
-        self._active[room.code] = self._clock()
         for e in events:
             if isinstance(e, ev.PlayerLeft):
                 await self._unseat(room.code, e)
@@ -349,6 +353,7 @@ class GameServer:
         seat = self.sessions.seat(room.code, player.id, sid)
         async with self._lock(room.code):
             await self.sio.enter_room(sid, channel(room.code))
+            self._touch(room.code)
             await self._publish(room, events)
             logger.info("room %s created", room.code)
             return self._joined(room, seat)
@@ -364,6 +369,7 @@ class GameServer:
             player, events = room.add_player(body.name)
             seat = self.sessions.seat(room.code, player.id, sid)
             await self.sio.enter_room(sid, channel(room.code))
+            self._touch(room.code)
             await self._publish(room, events)
             return self._joined(room, seat)
 
@@ -440,6 +446,7 @@ class GameServer:
             await self.sio.enter_room(sid, channel(seat.room_code))
             if old is not None:
                 await self._replace(old, seat.room_code)
+            self._touch(room.code)
             await self._publish(room, room.mark_reconnected(seat.player_id))
             subs = payloads.submissions(room.public_state())
             if subs is not None:

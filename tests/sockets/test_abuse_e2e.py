@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.game.support import FakeClock
 from tests.sockets.raw import RawSocket
 from tests.sockets.support import (
     Client,
@@ -120,6 +121,23 @@ async def test_idle_rooms_are_closed_and_players_told_why(make_server: Any, clie
     ack = await bo.call("start_game")
     assert ack["error"]["code"] == "not_in_room"
     assert (await host.call("create_room", {"name": "Ada"}))["ok"]
+
+
+async def test_round_timers_alone_do_not_keep_a_room_alive(
+    make_server: Any, clients: Any
+) -> None:
+    clock = FakeClock()  # the rooms' clock: rounds time out as fast as we advance it
+    server = make_server(clock=clock, room_idle_seconds=0.8)
+    players = await table(clients, server, 3, submit_seconds=5)
+    await start_round_one(players)
+    for _ in range(60):  # nobody plays; every 0.05 s a round is voided and a new one starts
+        if players[1].all("room_closed"):
+            break
+        clock.advance(6)
+        await asyncio.sleep(0.05)
+    closed = players[1].last("room_closed")  # closed while the timers kept running
+    assert closed is not None and closed["reason"] == "idle"
+    assert len(players[0].all("round_ended")) >= 3  # the timers did run
 
 
 async def test_a_removed_player_gets_no_more_broadcasts(server: LiveServer, clients: Any) -> None:
