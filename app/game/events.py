@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from app.game.views import SubmissionView
+
 LeaveReason = Literal["left", "kicked", "timed_out"]
 # Why a round ended without a winner. "submit_timeout": the submit timer ran out and nobody had
 # submitted (with submissions, the timer reveals them instead).
@@ -66,16 +68,10 @@ class SubmissionWithdrawn:
 
 
 @dataclass(frozen=True, slots=True)
-class RevealedSubmission:
-    submission_id: str
-    white_card_texts: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
 class SubmissionsRevealed:
     round: int
     black_card_text: str
-    submissions: tuple[RevealedSubmission, ...]  # shuffled, anonymous
+    submissions: tuple[SubmissionView, ...]  # shuffled, anonymous, as the room view shows them
 
 
 @dataclass(frozen=True, slots=True)

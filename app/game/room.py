@@ -41,6 +41,13 @@ Events = list[ev.Event]
 WHITE_PER_PLAYER_MARGIN = 3
 
 
+def _submission_views(r: Round) -> tuple[SubmissionView, ...]:
+    """The round's revealed submissions as everyone sees them: shuffled order, no authors."""
+    return tuple(
+        SubmissionView(s.submission_id, tuple(c.text for c in s.cards)) for s in r.revealed
+    )
+
+
 class Room:
     def __init__(
         self,
@@ -119,9 +126,7 @@ class Room:
         r = self.round
         if r is None or r.phase is not RoundPhase.JUDGING:
             return ()
-        return tuple(
-            SubmissionView(s.submission_id, tuple(c.text for c in s.cards)) for s in r.revealed
-        )
+        return _submission_views(r)
 
     def public_state(self) -> RoomView:
         """What every player (and the REST API) may see: no hands, no authors of submissions."""
@@ -384,10 +389,7 @@ class Room:
             ev.SubmissionsRevealed(
                 round=r.number,
                 black_card_text=r.black.text,
-                submissions=tuple(
-                    ev.RevealedSubmission(s.submission_id, tuple(c.text for c in s.cards))
-                    for s in r.revealed
-                ),
+                submissions=_submission_views(r),
             )
         ]
 

@@ -16,18 +16,18 @@ from app.core.config import Settings
 from app.core.ratelimit import RateLimits
 from app.game.registry import RoomRegistry, get_registry
 from app.sockets.server import GameServer
-from app.sockets.video import VideoService, default_video_service
+from app.sockets.video import VideoMaker, default_video_service
 
-__all__ = ["GameServer", "VideoService", "register_socket_handlers"]
+__all__ = ["GameServer", "VideoMaker", "register_socket_handlers"]
 
 
 def register_socket_handlers(
     sio: socketio.AsyncServer,
     *,
     registry: RoomRegistry | None = None,
-    video_service: VideoService | None = None,
+    video_service: VideoMaker | None = None,
     settings: Settings | None = None,
-    resolve_video: Callable[[], VideoService | None] = default_video_service,
+    resolve_video: Callable[[], VideoMaker | None] = default_video_service,
     tick_interval: float = 0.5,
     rate_limits: RateLimits | None = None,
 ) -> GameServer:

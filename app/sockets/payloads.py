@@ -126,8 +126,9 @@ def hand(room_code: str, round_number: int, cards: Sequence[WhiteCard]) -> HandO
 
 
 def revealed(e: ev.SubmissionsRevealed) -> SubmissionsOut:
-    subs = [SubmissionView(s.submission_id, s.white_card_texts) for s in e.submissions]
-    return SubmissionsOut(round=e.round, black_card=e.black_card_text, submissions=subs)
+    return SubmissionsOut(
+        round=e.round, black_card=e.black_card_text, submissions=list(e.submissions)
+    )
 
 
 def submissions(view: RoomView) -> SubmissionsOut | None:

@@ -48,7 +48,7 @@ from app.sockets.schemas import (
     SubmitCardsIn,
 )
 from app.sockets.sessions import AlreadyInRoom, NotInRoom, Seat, Sessions
-from app.sockets.video import VideoJobs, VideoService, default_video_service
+from app.sockets.video import VideoJobs, VideoMaker, default_video_service
 from app.video.deadlines import video_deadline_seconds
 
 logger = logging.getLogger(__name__)
@@ -100,8 +100,8 @@ class GameServer:
         registry: RoomRegistry,
         *,
         settings: Settings | None = None,
-        video_service: VideoService | None = None,
-        resolve_video: Callable[[], VideoService | None] = default_video_service,
+        video_service: VideoMaker | None = None,
+        resolve_video: Callable[[], VideoMaker | None] = default_video_service,
         clock: Callable[[], float] = time.monotonic,
         tick_interval: float = 0.5,
         rate_limits: RateLimits | None = None,

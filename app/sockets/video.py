@@ -1,7 +1,9 @@
 """Videos of the game's card combinations, made in the background so the game never waits.
 
 The maker is ``app.video.service.get_video_service()`` unless one is injected: anything with
-the two methods of the ``VideoMaker`` protocol will do (tests inject fakes).
+the two methods of the ``VideoMaker`` protocol will do (tests inject fakes). Each played
+combination becomes one ``Combination`` here (validated and keyed once), which the service and
+the cache then take as it is.
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
+from app.core.cards import Combination
 from app.core.config import get_settings
 from app.game import events as ev
 from app.sockets import payloads
+from app.video.combos import combination_of
 from app.video.deadlines import video_deadline_seconds
+from app.video.errors import InvalidCardsError
 from app.video.service import get_video_service
 
 logger = logging.getLogger(__name__)
@@ -25,15 +30,9 @@ Emit = Callable[[str, dict[str, Any], str], Awaitable[None]]  # (event, payload,
 class VideoMaker(Protocol):
     """What the socket layer needs of ``app.video.service.VideoService``."""
 
-    async def get_or_create(
-        self, black_card: str, white_cards: list[str], permanent: bool = False
-    ) -> str: ...
+    async def get_or_create(self, combo: Combination, /, *, permanent: bool = False) -> str: ...
 
-    async def record_play(self, black_card: str, white_cards: list[str]) -> None: ...
-
-
-# The protocol's old name, until app/sockets/__init__.py and server.py say VideoMaker.
-VideoService = VideoMaker
+    async def record_play(self, combo: Combination, /) -> None: ...
 
 
 def default_video_service() -> VideoMaker:
@@ -83,29 +82,31 @@ class VideoJobs:
         if self.service is None:
             return
         for sub in e.submissions:
-            whites = list(sub.white_card_texts)
-            self._spawn(self._record(e.black_card_text, whites))
+            try:
+                combo = combination_of(e.black_card_text, sub.cards)
+            except InvalidCardsError as exc:  # cards from a deck never do this
+                logger.warning("round %s: not counting a submission: %s", e.round, exc)
+                continue
+            self._spawn(self._record(combo))
             if self.speculative:
-                self._spawn(self._speculate(e.black_card_text, whites))
+                self._spawn(self._speculate(combo))
 
     def on_won(self, channel: str, e: ev.RoundWon) -> None:
         self._spawn(self._winner(channel, e))
 
-    async def _record(self, black: str, whites: list[str]) -> None:
+    async def _record(self, combo: Combination) -> None:
         service = self.service
         assert service is not None
         try:
-            await asyncio.wait_for(service.record_play(black, whites), self.timeout)
+            await asyncio.wait_for(service.record_play(combo), self.timeout)
         except Exception:
             logger.warning("record_play failed", exc_info=True)
 
-    async def _speculate(self, black: str, whites: list[str]) -> None:
+    async def _speculate(self, combo: Combination) -> None:
         service = self.service
         assert service is not None
         try:
-            await asyncio.wait_for(
-                service.get_or_create(black, whites, permanent=False), self.timeout
-            )
+            await asyncio.wait_for(service.get_or_create(combo, permanent=False), self.timeout)
         except Exception:
             logger.info("speculative render failed", exc_info=True)
 
@@ -115,8 +116,9 @@ class VideoJobs:
         try:
             if service is None:
                 raise RuntimeError("video service unavailable")
+            combo = combination_of(e.black_card_text, whites)
             url = await asyncio.wait_for(
-                service.get_or_create(e.black_card_text, whites, permanent=True), self.timeout
+                service.get_or_create(combo, permanent=True), self.timeout
             )
         except Exception as exc:
             logger.warning("video for round %s failed", e.round, exc_info=True)

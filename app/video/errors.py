@@ -18,10 +18,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from redis.exceptions import RedisError
-
 
 class VideoError(Exception):
     """Base of every error of the video layer."""
@@ -82,7 +78,3 @@ class ProviderTimeoutError(ProviderError):
 class ProviderResultExpired(ProviderError):
     """The provider's result URL is gone (403/404/410): provider URLs expire."""
 
-
-# What a Redis call of the video layer may raise when Redis is down or slow. The video layer
-# degrades on these (no shared lock, no shared negative cache) and never fails a render for them.
-REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, asyncio.TimeoutError)

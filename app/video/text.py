@@ -1,7 +1,7 @@
 """The composed sentence of a card combination: answers in the blanks. Pure functions, no I/O.
 
-Card rules (cleaning, limits, blank syntax) live in `app.core.cards`; the names are re-exported
-here for the renderer's callers.
+Card rules (cleaning, limits, blank syntax) live in `app.core.cards`: the texts composed here are
+a `Combination`'s display texts (`Combination.display()`), already checked.
 """
 
 from __future__ import annotations
@@ -11,42 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from app.core.cards import (
-    BLANK_RE,
-    MAX_BLACK_CHARS,
-    MAX_WHITE_CARDS,
-    MAX_WHITE_CHARS,
-    CardError,
-    check_combination,
-    clean_text,
-)
-from app.video.errors import InvalidCardsError
+from app.core.cards import BLANK_RE
 
-__all__ = [
-    "BLANK_RE",
-    "MAX_BLACK_CHARS",
-    "MAX_WHITE_CARDS",
-    "MAX_WHITE_CHARS",
-    "Role",
-    "Segment",
-    "clean_text",
-    "compose",
-    "sentence",
-    "validate_cards",
-]
-
-
-def validate_cards(black_card: object, white_cards: object) -> tuple[str, tuple[str, ...]]:
-    """The display texts (black, whites) of a combination, or `InvalidCardsError` saying why.
-
-    The rules (limits, normalisation) are those of `app.core.cards`, so whatever the game deals
-    and the cache keys renders here.
-    """
-    try:
-        black, whites = check_combination(black_card, white_cards)
-    except CardError as exc:
-        raise InvalidCardsError(str(exc)) from None
-    return clean_text(black), tuple(clean_text(w) for w in whites)
+__all__ = ["Role", "Segment", "compose", "sentence"]
 
 
 class Role(Enum):

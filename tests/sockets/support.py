@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import json
 import socket
 import threading
 import time
@@ -18,33 +16,31 @@ from fastapi import FastAPI
 
 from app.api import decks as decks_api
 from app.api import rooms as rooms_api
+from app.core.cards import KEY_PREFIX, Combination
 from app.core.config import Settings
 from app.game.decks import load_library
 from app.game.registry import RoomRegistry, get_registry
-from app.sockets import GameServer, VideoService, register_socket_handlers
+from app.sockets import GameServer, VideoMaker, register_socket_handlers
 
 
 class FakeVideoService:
-    """Test double of app.video.service until the real one is wired in (see the report)."""
+    """Test double of app.video.service: records the combinations it is given."""
 
     def __init__(self, *, fail: bool = False, delay: float = 0.0) -> None:
         self.fail = fail
         self.delay = delay
-        self.created: list[tuple[str, tuple[str, ...], bool]] = []
-        self.plays: list[tuple[str, tuple[str, ...]]] = []
+        self.created: list[tuple[Combination, bool]] = []  # (combination, permanent)
+        self.plays: list[Combination] = []
 
-    async def get_or_create(
-        self, black_card: str, white_cards: list[str], permanent: bool = False
-    ) -> str:
+    async def get_or_create(self, combo: Combination, /, *, permanent: bool = False) -> str:
         await asyncio.sleep(self.delay)
-        self.created.append((black_card, tuple(white_cards), permanent))
+        self.created.append((combo, permanent))
         if self.fail:
             raise RuntimeError("renderer exploded")
-        key = hashlib.sha256(json.dumps([black_card, white_cards]).encode()).hexdigest()
-        return f"/videos/{key}.mp4"
+        return f"/videos/{combo.key.removeprefix(KEY_PREFIX)}.mp4"
 
-    async def record_play(self, black_card: str, white_cards: list[str]) -> None:
-        self.plays.append((black_card, tuple(white_cards)))
+    async def record_play(self, combo: Combination, /) -> None:
+        self.plays.append(combo)
 
 
 def free_port() -> int:
@@ -60,7 +56,7 @@ class LiveServer:
     def __init__(
         self,
         settings: Settings,
-        video_service: VideoService | None,
+        video_service: VideoMaker | None,
         clock: Callable[[], float] = time.monotonic,
         extra_lifespan: Callable[[], contextlib.AbstractAsyncContextManager[Any]] | None = None,
     ) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
+from app.core.cards import Combination
 from tests.game.support import FakeClock
 from tests.sockets.support import (
     Client,
@@ -68,11 +69,13 @@ async def test_full_game_to_the_score_limit(
     seats = [p.player_id for p in players]
     assert czars == [seats[i % len(seats)] for i in range(len(czars))]
     # The winning combination was rendered permanently; every revealed one was counted and
-    # rendered speculatively.
-    permanent = [c for c in video.created if c[2]]
+    # rendered speculatively, as one Combination built once for both.
+    permanent = [combo for combo, perm in video.created if perm]
     assert len(permanent) == rnd
-    assert len(video.plays) == 3 * rnd
-    assert sum(1 for c in video.created if not c[2]) == 3 * rnd
+    assert permanent[-1] == Combination(won["black_card"], won["white_cards"])
+    speculative = [combo for combo, perm in video.created if not perm]
+    assert len(video.plays) == len(speculative) == 3 * rnd
+    assert sorted(map(id, video.plays)) == sorted(map(id, speculative))
     # The REST view agrees.
     async with httpx.AsyncClient(base_url=server.url) as http:
         r = await http.get(f"/api/rooms/{host.room_code}")

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import pytest
 from pydantic import ValidationError
 
+from app.core.cards import MAX_WHITE_CHARS, Combination
+from app.game import events as ev
 from app.game.settings import RoomSettings
+from app.game.views import SubmissionView
 from app.sockets.guard import ConnectionCounts
 from app.sockets.packets import MalformedPackets
 from app.sockets.ratelimit import TokenBucket
 from app.sockets.schemas import CreateRoomIn, SettingsIn, SubmitCardsIn
 from app.sockets.server import describe
 from app.sockets.sessions import AlreadyInRoom, NotInRoom, Sessions
+from app.sockets.video import VideoJobs
 from tests.game.support import FakeClock
+from tests.sockets.support import FakeVideoService
 
 
 def test_token_bucket_allows_a_burst_then_the_rate() -> None:
@@ -113,3 +121,30 @@ def test_malformed_packets_one_line_a_window_and_close_at_the_limit() -> None:
     packets.record("c")
     assert packets.forget("c") == 1  # one packet no line has counted
     assert packets.forget("c") == 0
+
+
+async def test_video_jobs_build_each_combination_once_and_refuse_bad_cards() -> None:
+    video = FakeVideoService()
+    emitted: list[tuple[str, dict[str, Any], str]] = []
+
+    async def emit(event: str, payload: dict[str, Any], channel: str) -> None:
+        emitted.append((event, payload, channel))
+
+    jobs = VideoJobs(emit, video, timeout=5.0)
+    too_long = "w" * (MAX_WHITE_CHARS + 1)
+    jobs.on_revealed(ev.SubmissionsRevealed(1, "Why _?", (
+        SubmissionView("s0", ("cats",)), SubmissionView("s1", (too_long,)))))
+    jobs.on_won("room:X", ev.RoundWon(1, "Why _?", (too_long,), "p_1", "Ada", "s1", {}))
+    jobs.on_won("room:X", ev.RoundWon(1, "Why _?", ("cats",), "p_2", "Bo", "s0", {}))
+    while jobs.pending:
+        await asyncio.sleep(0.01)
+    good = Combination("Why _?", ["cats"])
+    assert video.plays == [good]  # the bad submission is not counted
+    assert video.created[0] == (video.plays[0], False)  # the same value, rendered ahead
+    assert video.created[0][0] is video.plays[0]
+    assert video.created[1:] == [(good, True)]  # the bad winner never reached the service
+    failed = [p for name, p, _ in emitted if name == "video_failed"]
+    assert failed == [{"round": 1, "reason": failed[0]["reason"]}]
+    assert failed[0]["reason"].startswith(
+        f"InvalidCardsError: white_cards[0] is {MAX_WHITE_CHARS + 1} characters")
+    assert sorted(name for name, _, _ in emitted) == ["video_failed", "video_ready"]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from app.core.cards import MAX_BLACK_CHARS, MAX_WHITE_CHARS, Combination, clean_text
 from app.game.decks import read_deck_file
 from app.video.errors import RenderTimeoutError
 from app.video.fonts import find_emoji_font, load_fontset
@@ -16,7 +17,7 @@ from app.video.layout import MIN_UNDERLINE, layout
 from app.video.local import LocalRenderer
 from app.video.provider import VideoRequest
 from app.video.render import RenderJob, RenderResult, Scene, Timeline, render_video
-from app.video.text import MAX_BLACK_CHARS, MAX_WHITE_CHARS, compose, validate_cards
+from app.video.text import compose
 from tests.video.conftest import video_settings
 from tests.video.mp4 import decode
 
@@ -27,7 +28,7 @@ ESPEAK = shutil.which("espeak-ng")
 def request(black: str = "What's the secret to happiness? _.",
             whites: tuple[str, ...] = ("Cats with opposable thumbs.",),
             resolution: str = "360p") -> VideoRequest:
-    b, w = validate_cards(black, list(whites))
+    b, w = Combination(black, whites).display()
     return VideoRequest(b, w, KEY, resolution)  # type: ignore[arg-type]
 
 
@@ -121,7 +122,9 @@ def test_text_that_cannot_fit_is_cut_with_an_ellipsis() -> None:
 @pytest.mark.parametrize("emoji", [True, False])
 def test_hostile_text_renders_safely(tmp_path: Path, black: str, whites: tuple[str, ...],
                                      emoji: bool) -> None:
-    b, w = validate_cards(black, list(whites))
+    # The display form (a lone surrogate cannot be keyed, so no Combination holds one; the
+    # renderer copes all the same).
+    b, w = clean_text(black), tuple(clean_text(t) for t in whites)
     result = render_video(RenderJob(b, w, emoji=emoji), str(tmp_path / "x.mp4"))
     assert result.frames > 0
     assert_playable(tmp_path / "x.mp4", 640, 360)
@@ -184,7 +187,7 @@ async def test_narration_track_is_aac(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(ESPEAK is None, reason="espeak-ng is not installed")
 def test_long_narration_is_sped_up_to_fit(tmp_path: Path) -> None:
-    b, w = validate_cards("word " * 55 + "_", ["and more words " * 9])
+    b, w = Combination("word " * 55 + "_", ["and more words " * 9]).display()
     job = RenderJob(b, w, narration=True, espeak=ESPEAK)
     result = render_video(job, str(tmp_path / "long.mp4"))
     info = decode(tmp_path / "long.mp4")
@@ -272,7 +275,7 @@ def test_a_long_white_card_from_a_custom_deck_renders(tmp_path: Path, length: in
     loaded = read_deck_file(deck)
     [played] = [c.text for c in loaded.decks[0].white if len(c.text) == length]
     assert loaded.set_aside.counts == {"too_long": 1}  # what cannot render does not play
-    black, whites = validate_cards(loaded.decks[0].black[0].text, [played])
+    black, whites = Combination(loaded.decks[0].black[0].text, [played]).display()
     result = render_video(RenderJob(black, whites), str(tmp_path / "long.mp4"))
     assert not result.truncated
     assert_playable(tmp_path / "long.mp4", 640, 360)
