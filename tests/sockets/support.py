@@ -211,6 +211,12 @@ def by_id(players: list[Client], player_id: str) -> Client:
     return next(p for p in players if p.player_id == player_id)
 
 
+def czar_and_others(players: list[Client], state: dict[str, Any]) -> tuple[Client, list[Client]]:
+    """The czar of the round in ``state``, and the other players in seat order."""
+    czar = by_id(players, state["czar_id"])
+    return czar, [p for p in players if p is not czar]
+
+
 async def round_state(client: Client, rnd: int, phase: str = "submitting") -> dict[str, Any]:
     state: dict[str, Any] = await client.wait_for(
         "room_state", lambda s: s["round"] == rnd and s["phase"] == phase

@@ -14,6 +14,7 @@ from tests.sockets.support import (
     FakeVideoService,
     LiveServer,
     by_id,
+    czar_and_others,
     eventually,
     of_round,
     play_first_round,
@@ -157,11 +158,10 @@ async def test_player_leaving_mid_round_reveals_the_rest(server: LiveServer, cli
     players = await table(clients, server, 4)
     host = players[0]
     state = await start_round_one(players)
-    others = [p for p in players if p.player_id != state["czar_id"]]
+    czar, others = czar_and_others(players, state)
     await submit_all(others[:2], state)
     ack = await others[2].call("leave_room")
     assert ack == {"ok": True}
-    czar = by_id(players, state["czar_id"])
     subs = await czar.wait_for("submissions", lambda s: s["round"] == 1)
     assert len(subs["submissions"]) == 2
     state = await host.wait_for("room_state", lambda s: s["phase"] == "judging")
@@ -175,8 +175,7 @@ async def test_czar_leaving_voids_the_round_and_play_goes_on(
 ) -> None:
     players = await table(clients, server, 4)
     state = await start_round_one(players)
-    czar = by_id(players, state["czar_id"])
-    others = [p for p in players if p is not czar]
+    czar, others = czar_and_others(players, state)
     hands_before = {}
     for p in others:
         hands_before[p.player_id] = sorted(
@@ -328,10 +327,9 @@ async def test_player_dropping_mid_round_does_not_hold_it_up(
     players = await table(clients, server, 4)
     host = players[0]
     state = await start_round_one(players)
-    others = [p for p in players if p.player_id != state["czar_id"]]
+    czar, others = czar_and_others(players, state)
     await submit_all(others[:2], state)
     await others[2].close()
-    czar = by_id(players, state["czar_id"])
     subs = await czar.wait_for("submissions", lambda s: s["round"] == 1)
     assert len(subs["submissions"]) == 2
     judging = await round_state(host, 1, "judging")
@@ -381,9 +379,8 @@ async def test_czar_reconnecting_while_judging_gets_the_submissions(
 ) -> None:
     players = await table(clients, server, 4)
     state = await start_round_one(players)
-    czar = by_id(players, state["czar_id"])
+    czar, others = czar_and_others(players, state)
     await czar.close()
-    others = [p for p in players if p is not czar]
     await submit_all(others, state)
     judging = await round_state(others[0], 1, "judging")
     back = Client(server.url, "czar again")

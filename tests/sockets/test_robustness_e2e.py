@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from app.game.room import Room
-from tests.sockets.support import Client, LiveServer
+from tests.sockets.support import Client, LiveServer, czar_and_others
 
 
 async def room_snapshot(server: LiveServer, code: str) -> dict[str, Any]:
@@ -67,9 +67,7 @@ async def test_bad_input_in_a_room_changes_nothing(server: LiveServer, clients: 
     await cy.join(host.room_code)
     assert (await host.call("start_game"))["ok"]
     state = await host.wait_for("room_state", lambda s: s["round"] == 1)
-    czar = next(c for c in (host, bo, cy) if c.player_id == state["czar_id"])
-    player = next(c for c in (host, bo, cy) if c is not czar)
-    other = next(c for c in (host, bo, cy) if c not in (czar, player))
+    czar, (player, other) = czar_and_others([host, bo, cy], state)
     hand = (await player.wait_for("hand", lambda h: h["round"] == 1))["cards"]
     other_hand = (await other.wait_for("hand", lambda h: h["round"] == 1))["cards"]
     before = await room_snapshot(server, host.room_code)
