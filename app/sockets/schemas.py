@@ -11,6 +11,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from app.core.cards import MAX_PICK
 from app.game.settings import (
     HAND_SIZE_RANGE,
     MAX_DECKS,
@@ -72,7 +73,7 @@ class EmptyIn(Payload):
 
 
 class SubmitCardsIn(Payload):
-    card_ids: Annotated[list[ShortStr], Field(min_length=1, max_length=3)]
+    card_ids: Annotated[list[ShortStr], Field(min_length=1, max_length=MAX_PICK)]  # a card rule
 
 
 class PickWinnerIn(Payload):

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from app.core.cards import MAX_WHITE_CHARS, Combination
+from app.core.cards import MAX_PICK, MAX_WHITE_CHARS, Combination
 from app.game import events as ev
 from app.game.settings import RoomSettings
 from app.game.views import SubmissionView
@@ -77,6 +77,13 @@ def test_settings_payload_maps_to_room_settings() -> None:
 def test_strict_payloads(data: object) -> None:
     with pytest.raises(ValidationError):
         CreateRoomIn.model_validate(data)
+
+
+def test_a_submission_holds_up_to_the_largest_pick() -> None:
+    ids = [f"d:w:{i}" for i in range(MAX_PICK + 1)]
+    assert SubmitCardsIn.model_validate({"card_ids": ids[:MAX_PICK]}).card_ids == ids[:MAX_PICK]
+    with pytest.raises(ValidationError):
+        SubmitCardsIn.model_validate({"card_ids": ids})
 
 
 def test_validation_errors_are_summarised() -> None:
