@@ -39,7 +39,7 @@ def combination_of(cards: Combination | str, white_cards: Sequence[str] | None =
 ComboLike = HasCards
 
 
-async def popular_combinations(top: int | None = None) -> list[Combo]:
+async def popular_combinations(top: int | None = None) -> list[Combination]:
     """The `top` most played combinations (default `pregen_top_n`), most played first."""
     from app.video.service import get_video_service
 
