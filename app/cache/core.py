@@ -24,7 +24,6 @@ from app.cache.errors import (
     map_backend_error,
 )
 from app.cache.journal import Claim, Journal, JournalRecord
-from app.cache.keys import KEY_PREFIX
 from app.cache.memory_store import MemoryStore
 from app.cache.plans import (
     Delete,
@@ -40,6 +39,7 @@ from app.cache.plans import (
 )
 from app.cache.replay import REPLAY_SCRIPT, replay_arguments
 from app.cache.stats import CacheCounters
+from app.core.cards import KEY_PREFIX
 from app.core.config import Settings
 
 logger = logging.getLogger("app.services.video_cache")

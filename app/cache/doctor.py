@@ -22,7 +22,7 @@ from app.cache.connection import (
 from app.cache.errors import CacheBackendError, mapped_errors
 from app.cache.healer import MARKER_KEY
 from app.cache.journal import Journal
-from app.cache.keys import KEY_PREFIX
+from app.core.cards import KEY_PREFIX
 from app.core.config import Settings
 
 Status = Literal["ok", "warn", "fail"]

@@ -18,7 +18,7 @@ import redis
 
 from app.cache.connection import make_sync_client
 from app.cache.core import CacheCore
-from app.cache.keys import KEY_PREFIX
+from app.core.cards import KEY_PREFIX
 
 logger = logging.getLogger(__name__)
 

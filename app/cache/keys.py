@@ -1,42 +1,18 @@
-"""Cache keys: `video:` + SHA-256 hex of an unambiguous encoding of the card combination.
+"""The cache key of raw cards: `key_for(black, whites)`, validated and memoised.
 
-Each card is normalised (Unicode NFC, surrounding whitespace stripped), encoded as UTF-8 and
-written as a netstring, `<byte length>:<bytes>,`. The black card comes first, then the white
-cards in play order. Netstrings are self-delimiting, so no two combinations share an encoding
-(`"a|b",["c"]` and `"a",["b|c"]` differ). See docs/cache.md for a test vector.
-
-The rules themselves (normalisation, limits, the encoding) live in `app.core.cards`, shared with
-the game and the renderer; this module is the cache's view of them. A `Combination` carries
-its key already (`combination.key`).
+The rules themselves (normalisation, limits, the netstring encoding, `KEY_PREFIX`) live in
+`app.core.cards`; see docs/cache.md for the encoding and a test vector. A `Combination` carries
+its key already (`combination.key`); this module serves the spec's sync API, which takes the two
+card arguments, and memoises the keys of hot combinations.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
 
-from app.core.cards import (
-    KEY_PREFIX,
-    MAX_WHITE_CARDS,
-    canonical_encoding,
-    check_combination,
-    key_of,
-)
-from app.core.cards import normalize as normalize_card
+from app.core.cards import check_combination, key_of
 
-__all__ = [
-    "KEY_PREFIX",
-    "MAX_WHITE_CARDS",
-    "canonical_encoding",
-    "key_for",
-    "normalize_card",
-    "validate_cards",
-]
-
-
-def validate_cards(black_card: object, white_cards: object) -> tuple[str, list[str]]:
-    """Return the normalised cards, or raise TypeError/ValueError saying what is wrong."""
-    black, whites = check_combination(black_card, white_cards)
-    return black, list(whites)
+__all__ = ["key_for"]
 
 
 def _derive_key(black_card: object, white_cards: object) -> str:

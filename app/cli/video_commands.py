@@ -20,8 +20,8 @@ from rich.table import Table
 
 from app.cache.connection import mask_url
 from app.cli.context import console, fail, settings_of
+from app.core.cards import Combination
 from app.core.config import Settings
-from app.video.combos import Combo
 from app.video.pregen import PregenReport, pregenerate
 from app.video.reindex import REPORT_FIELDS, ReindexReport, reindex
 from app.video.service import VideoService, build_provider
@@ -92,7 +92,7 @@ async def _run_warm(settings: Settings, top: int, limit: int) -> PregenReport:
         with _progress() as progress:
             task = progress.add_task("warm", total=len(popular), last="")
 
-            def step(combo: Combo, outcome: str) -> None:
+            def step(combo: Combination, outcome: str) -> None:
                 progress.update(task, advance=1, last=f"{outcome}: {combo.black[:30]}")
 
             return await pregenerate(service, top, limit, yield_to_live=False, progress=step)

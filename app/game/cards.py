@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-# The blank grammar (a maximal run of underscores, wherever it stands) is a card rule shared with
-# the renderer: it lives in app.core.cards.
-from app.core.cards import Combination, count_blanks
-
-__all__ = ["BlackCard", "Pile", "WhiteCard", "combination_of", "count_blanks", "default_draw"]
+# The card rules (limits, blank grammar, `Combination`) live in app.core.cards; the combination of
+# a play is built at the video layer's edge (app.video.combos.combination_of).
+__all__ = ["BlackCard", "Pile", "WhiteCard", "default_draw"]
 
 
 def default_draw(pick: int) -> int:
@@ -31,15 +29,6 @@ class BlackCard:
     text: str
     pick: int = 1
     draw: int = 0
-
-
-def combination_of(black: BlackCard, whites: Sequence[WhiteCard]) -> Combination:
-    """The played combination, validated and keyed once, as the video service and cache take it.
-
-    Cards from a loaded deck always make a valid combination (the loader applies the same card
-    rules); `CardError` here means cards that did not come from a deck.
-    """
-    return Combination(black.text, [w.text for w in whites])
 
 
 C = TypeVar("C", WhiteCard, BlackCard)

@@ -1,4 +1,4 @@
-"""A card combination, and the most popular ones (for pre-generation).
+"""Where the video layer takes a combination (`combination_of`), and the most popular ones.
 
     for combo in await popular_combinations():
         if not await video_cache.aget(combo.black, combo.whites):
@@ -11,12 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from app.core.cards import CardError, Combination
-from app.services.video_cache import HasCards
 from app.video.errors import InvalidCardsError
-
-# One combination type: the validated, normalised and keyed value of the card rules. An invalid
-# combination cannot be built (`CardError`, a ValueError), so a bad popularity member is dropped.
-Combo = Combination
 
 
 def combination_of(cards: Combination | str, white_cards: Sequence[str] | None = None
@@ -33,10 +28,6 @@ def combination_of(cards: Combination | str, white_cards: Sequence[str] | None =
         raise InvalidCardsError(str(exc)) from None
     except ValueError as exc:  # e.g. a lone surrogate has no UTF-8 form to hash
         raise InvalidCardsError(f"cards cannot be keyed: {exc}") from None
-
-
-# Anything with `.black` and `.whites` (a `Combination`, ...): the cache facade's protocol.
-ComboLike = HasCards
 
 
 async def popular_combinations(top: int | None = None) -> list[Combination]:

@@ -14,7 +14,7 @@ import logging
 
 from app.cache.errors import CacheBackendError
 from app.cache.shared import SharedRedis
-from app.video.combos import Combo
+from app.core.cards import Combination
 
 logger = logging.getLogger(__name__)
 
@@ -22,17 +22,17 @@ POPULARITY_KEY = "punchline:popularity"
 _TRIM_EVERY = 256
 
 
-def encode_member(combo: Combo) -> str:
+def encode_member(combo: Combination) -> str:
     return json.dumps([combo.black, list(combo.whites)], ensure_ascii=False,
                       separators=(",", ":"))
 
 
-def decode_member(raw: bytes | str) -> Combo | None:
+def decode_member(raw: bytes | str) -> Combination | None:
     try:
         data = json.loads(raw)
         black, whites = data
         if isinstance(black, str) and isinstance(whites, list):
-            return Combo(black, whites)
+            return Combination(black, whites)
     except (ValueError, TypeError):  # CardError is a ValueError: cards under the old rules
         pass
     logger.warning("ignoring a malformed popularity member")
@@ -59,7 +59,7 @@ class PopularityTracker:
             keep = sorted(self._memory.items(), key=lambda kv: kv[1], reverse=True)
             self._memory = dict(keep[: int(self.max_members * 0.9)])
 
-    async def record(self, combo: Combo) -> None:
+    async def record(self, combo: Combination) -> None:
         member = encode_member(combo)
         self._records += 1
         if self.shared is not None and self.shared.available:
@@ -72,7 +72,7 @@ class PopularityTracker:
                 logger.info("popularity: Redis unavailable (%s), counting in memory", exc)
         self._record_memory(member)
 
-    async def top(self, n: int) -> list[tuple[Combo, float]]:
+    async def top(self, n: int) -> list[tuple[Combination, float]]:
         """The `n` most played combinations, most played first."""
         if n <= 0:
             return []

@@ -14,13 +14,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from app.video.combos import Combo
+from app.core.cards import Combination
 from app.video.errors import VideoGenerationError
 from app.video.service import VideoService, get_video_service
 
 logger = logging.getLogger(__name__)
 
-Progress = Callable[[Combo, str], None]  # (combo, outcome): "cached", "generated", "failed"
+Progress = Callable[[Combination, str], None]  # (combo, outcome): "cached", "generated", "failed"
 
 
 @dataclass

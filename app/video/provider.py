@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
+from app.core.cards import KEY_PREFIX
 from app.video.text import compose, sentence
 
 Resolution = Literal["360p", "720p"]
@@ -16,7 +17,7 @@ class VideoRequest:
     """One combination to turn into a video.
 
     `black_card` and `white_cards` are the cleaned texts (see `app.video.text`); `key` is the
-    cache key of the original texts, "video:<sha256 hex>".
+    cache key of the original texts, `KEY_PREFIX` + "<sha256 hex>".
     """
 
     black_card: str
@@ -26,7 +27,7 @@ class VideoRequest:
 
     @property
     def sha256(self) -> str:
-        return self.key.removeprefix("video:")
+        return self.key.removeprefix(KEY_PREFIX)
 
     @property
     def text(self) -> str:

@@ -38,8 +38,8 @@ from app.cache.entry import CacheEntry, utc_now_iso
 from app.cache.errors import CacheBackendError
 from app.core.cards import Combination
 from app.core.config import Settings, get_settings
-from app.services.video_cache import VideoCache
-from app.video.combos import ComboLike, combination_of
+from app.services.video_cache import HasCards, VideoCache
+from app.video.combos import combination_of
 from app.video.deadlines import lock_wait_seconds, video_deadline_seconds
 from app.video.errors import (
     GenerationWaitTimeout,
@@ -430,7 +430,7 @@ def set_video_service(service: VideoService | None) -> None:
     _service = service
 
 
-async def generate_video(combo: ComboLike) -> str:
+async def generate_video(combo: HasCards) -> str:
     """The spec's pre-generation helper: our URL of the combination's (temporary) video."""
     service = get_video_service()
     if isinstance(combo, Combination):

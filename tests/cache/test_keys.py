@@ -7,9 +7,16 @@ import hashlib
 import pytest
 
 from app.cache import keys
-from app.cache.keys import canonical_encoding, key_for
-from app.core import cards
-from app.core.cards import MAX_BLACK_CHARS, MAX_WHITE_CARDS, MAX_WHITE_CHARS, Combination
+from app.cache.keys import key_for
+from app.core.cards import (
+    KEY_PREFIX,
+    MAX_BLACK_CHARS,
+    MAX_WHITE_CARDS,
+    MAX_WHITE_CHARS,
+    Combination,
+    canonical_encoding,
+    check_combination,
+)
 
 # The test vector of docs/cache.md: another service must compute the same key.
 VECTOR_BLACK = "What's the secret to happiness?"
@@ -31,12 +38,15 @@ def test_normalisation_is_pinned() -> None:
     expected = "video:1e01ffc109f42dc8f1bdb95ca3f7f0be7b959f912f011207be0d6b87eb04dace"
     assert key_for(black, whites) == expected
     assert Combination(black, whites).key == expected
-    assert canonical_encoding(*keys.validate_cards(black, whites)) == (
+    assert canonical_encoding(*check_combination(black, whites)) == (
         "7:Caf\u00e9 _,4:N\u00e3o,7:Z\u00fcrich,".encode())
 
 
-def test_key_prefix_is_defined_once() -> None:
-    assert keys.KEY_PREFIX is cards.KEY_PREFIX == "video:"
+def test_card_rules_have_one_home() -> None:
+    # keys.py only memoises key_for: the prefix, limits and normalisation live in app.core.cards.
+    assert KEY_PREFIX == "video:"
+    for name in ("KEY_PREFIX", "MAX_WHITE_CARDS", "normalize_card", "validate_cards"):
+        assert not hasattr(keys, name), name
 
 
 def test_key_format() -> None:

@@ -23,13 +23,14 @@ from app.core.cards import (
 )
 from app.game import cards as game_cards
 from app.video import text as video_text
+from app.video.combos import combination_of
 from app.video.text import compose
 
 # --- one home ---------------------------------------------------------------------------------
 
 
 def test_game_and_renderer_use_the_same_rules() -> None:
-    assert game_cards.count_blanks is cards.count_blanks
+    assert not hasattr(game_cards, "count_blanks")  # the game imports it from app.core.cards
     assert video_text.BLANK_RE is cards.BLANK_RE
     assert not hasattr(video_text, "validate_cards")  # no second set of limits in the renderer
     assert MAX_WHITE_CARDS == MAX_PICK == 3
@@ -190,9 +191,12 @@ def test_an_invalid_combination_cannot_be_built(
         Combination(black, whites)
 
 
-def test_the_game_builds_the_combination_of_played_cards() -> None:
+def test_played_cards_make_one_combination_at_the_video_edge() -> None:
+    # One home for building a play's Combination: app.video.combos.combination_of.
+    assert not hasattr(game_cards, "combination_of")
     black = game_cards.BlackCard("d:b:0", "I love _ and _.", pick=2)
     whites = [game_cards.WhiteCard("d:w:0", "Cats."), game_cards.WhiteCard("d:w:1", "Dogs.")]
-    combo = game_cards.combination_of(black, whites)
+    combo = combination_of(black.text, [w.text for w in whites])
     assert (combo.black, combo.whites) == ("I love _ and _.", ("Cats.", "Dogs."))
     assert combo.key == key_for("I love _ and _.", ["Cats.", "Dogs."])
+    assert combination_of(combo) is combo

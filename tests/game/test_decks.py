@@ -7,9 +7,8 @@ from typing import Any
 
 import pytest
 
-from app.core.cards import MAX_BLACK_CHARS, MAX_WHITE_CHARS, Combination
+from app.core.cards import MAX_BLACK_CHARS, MAX_WHITE_CHARS, Combination, count_blanks
 from app.game import decks as decks_mod
-from app.game.cards import count_blanks
 from app.game.decks import (
     BUILTIN_DECK_FILES,
     DEFAULT_DECK_ID,

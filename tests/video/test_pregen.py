@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from app.video.combos import Combo
+from app.core.cards import Combination
 from app.video.combos import popular_combinations as popular_combinations_of
 from app.video.local import LocalRenderer
 from app.video.popularity import POPULARITY_KEY
@@ -49,8 +49,8 @@ async def test_plays_are_counted_in_a_redis_sorted_set(
         ([b, list(w)], float(n)) for (b, w), n in PLAYS.items()]
     assert not redis_server.client().keys("video:*")  # outside the video keyspace
     top = await service.popularity.top(2)
-    assert top == [(Combo("Why am I sticky? _.", ("Jazz hands.",)), 5.0),
-                   (Combo("_ + _ = _.", ("Cats", "Lasers")), 3.0)]
+    assert top == [(Combination("Why am I sticky? _.", ("Jazz hands.",)), 5.0),
+                   (Combination("_ + _ = _.", ("Cats", "Lasers")), 3.0)]
 
 
 async def test_memory_fallback_counts_too(service_factory: ServiceFactory,
