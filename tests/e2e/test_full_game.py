@@ -23,6 +23,7 @@ from app.cache.keys import key_for
 from tests.e2e.conftest import ServerFactory
 from tests.sockets.support import Client
 from tests.support.redis_server import RedisServer
+from tests.support.rooms import room_snapshot
 from tests.video.mp4 import decode
 
 pytestmark = pytest.mark.slow  # each test starts the real server; 5 to 25 s
@@ -311,15 +312,7 @@ async def test_bad_payloads_get_error_acks_and_change_nothing(
     players = await seat_players(connect, server, 3, {"score_limit": 2})
     host = players[0]
 
-    async def room() -> dict[str, Any]:
-        async with httpx.AsyncClient(base_url=server.base_url) as http:
-            r = await http.get(f"/api/rooms/{host.room_code}")
-        assert r.status_code == 200
-        body: dict[str, Any] = r.json()
-        body.pop("seconds_left")
-        return body
-
-    before = await room()
+    before = await room_snapshot(server.base_url, host.room_code)
     bad: list[tuple[str, Any, str]] = [
         ("create_room", {"name": "Ada", "extra": 1}, "invalid_payload"),
         ("create_room", "Ada", "invalid_payload"),
@@ -341,7 +334,8 @@ async def test_bad_payloads_get_error_acks_and_change_nothing(
     assert ack["ok"] is False and ack["error"]["code"] == "wrong_phase", ack
     ack = await players[1].call("join_room", {"room_code": host.room_code, "name": "Bo2"})
     assert ack["ok"] is False and ack["error"]["code"] == "already_in_room", ack
-    assert await room() == before  # a refused event changes nothing
+    # A refused event changes nothing.
+    assert await room_snapshot(server.base_url, host.room_code) == before
 
     # The server is fine: the game starts, and a bad submission mid-round is refused too.
     assert await host.call("start_game") == {"ok": True}

@@ -5,20 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import httpx
 import pytest
 
 from app.game.room import Room
 from tests.sockets.support import Client, LiveServer, czar_and_others
-
-
-async def room_snapshot(server: LiveServer, code: str) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=server.url) as http:
-        r = await http.get(f"/api/rooms/{code}")
-    assert r.status_code == 200
-    body: dict[str, Any] = r.json()
-    body.pop("seconds_left")
-    return body
+from tests.support.rooms import room_snapshot
 
 
 def error_code(ack: dict[str, Any]) -> str:
@@ -70,7 +61,7 @@ async def test_bad_input_in_a_room_changes_nothing(server: LiveServer, clients: 
     czar, (player, other) = czar_and_others([host, bo, cy], state)
     hand = (await player.wait_for("hand", lambda h: h["round"] == 1))["cards"]
     other_hand = (await other.wait_for("hand", lambda h: h["round"] == 1))["cards"]
-    before = await room_snapshot(server, host.room_code)
+    before = await room_snapshot(server.url, host.room_code)
 
     cases: list[tuple[Client, str, Any, str]] = [
         (player, "submit_cards", None, "invalid_payload"),
@@ -103,7 +94,7 @@ async def test_bad_input_in_a_room_changes_nothing(server: LiveServer, clients: 
     ack = await player.call("submit_cards", ({"card_ids": [hand[0]["id"]]}, "extra"))
     assert error_code(ack) == "invalid_payload"
 
-    assert await room_snapshot(server, host.room_code) == before
+    assert await room_snapshot(server.url, host.room_code) == before
     # and the room still works
     pick = state["black_card"]["pick"]
     ack = await player.call("submit_cards", {"card_ids": [c["id"] for c in hand[:pick]]})

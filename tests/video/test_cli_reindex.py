@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +23,7 @@ from app.video.reindex import index_healer, reindex
 from app.video.service import VideoService
 from tests.support.redis_server import RedisServer, free_port
 from tests.video.conftest import ServiceFactory, video_settings
+from tests.video.redis_loss import kill_and_restart_empty
 
 BLACK, WHITES = "Reindex me, _.", ["please"]
 
@@ -165,12 +164,7 @@ async def test_index_heals_after_redis_restarts_empty(service_factory: ServiceFa
         await eventually(lambda: bool(client.exists(MARKER_KEY)), 10)
         rebuilds = service.cache.core.counters.index_rebuilds
 
-        assert own_redis.process is not None
-        os.kill(own_redis.process.pid, signal.SIGKILL)  # no shutdown save, no persistence
-        own_redis.process.wait()
-        own_redis.process = None
-        own_redis.start()  # the same port, empty
-        client = own_redis.client()
+        client = kill_and_restart_empty(own_redis)
 
         def healed() -> bool:
             return all(client.ttl(key) == -1 for key in keys)

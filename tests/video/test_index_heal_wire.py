@@ -9,8 +9,6 @@ server's lifespan (`video_lifespan` starts the index healer) can bring them back
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import time
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from app.video.service import VideoService
 from tests.support.app_server import run_app_server
 from tests.support.redis_server import RedisServer
 from tests.video.conftest import video_settings
+from tests.video.redis_loss import kill_and_restart_empty
 
 COMBOS = [Combination(f"Wire winner {i}: _.", [f"answer number {i}"]) for i in range(3)]
 
@@ -59,14 +58,8 @@ def test_server_finds_winners_again_after_redis_restarts_empty(own_redis: RedisS
             assert found.status_code == 200 and found.json()["video_url"] == url
             assert client.ttl(combo.key) == -1
 
-        assert own_redis.process is not None
-        os.kill(own_redis.process.pid, signal.SIGKILL)  # no shutdown save, no persistence
-        own_redis.process.wait()
-        own_redis.process = None
-        own_redis.start()  # the same port, empty
+        client = kill_and_restart_empty(own_redis)
         restarted = time.monotonic()
-        client = own_redis.client()
-        assert client.dbsize() == 0
 
         def healed() -> bool:
             for combo, url in zip(COMBOS, urls, strict=True):
