@@ -47,8 +47,7 @@ logger = logging.getLogger(__name__)
 
 
 class HasCards(Protocol):
-    """Anything with the cards of a combination, such as a `Combination`
-    (`app.video.combos.ComboLike` is this protocol)."""
+    """Anything with the cards of a combination, such as a `Combination`."""
 
     @property
     def black(self) -> str: ...

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from app.cache.healer import IndexHealer
-from app.core.cards import Combination
+from app.core.cards import KEY_PREFIX, Combination
 from app.video.service import VideoService
 
 logger = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ async def reindex(
                 combo: Combination | None = Combination(meta.black_card, meta.white_cards)
             except (TypeError, ValueError):  # cards the rules refuse cannot be keyed
                 combo = None
-            if combo is None or combo.key != meta.key or meta.key != f"video:{sha}":
+            if combo is None or combo.key != meta.key or meta.key != KEY_PREFIX + sha:
                 report.mismatched += 1
                 outcome = "mismatched"
                 logger.warning("sidecar of %s does not match its name; skipped", sha[:12])
