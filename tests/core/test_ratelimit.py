@@ -37,8 +37,8 @@ async def test_redis_counts_are_shared_between_instances(redis_url: str,
     assert await second.hit("join", "1.2.3.4", "2/minute")
     assert not await first.hit("join", "1.2.3.4", "2/minute")
     assert not await second.hit("join", "1.2.3.4", "2/minute")
-    keys = redis_server.client().keys("punchline:limits*")
-    assert keys, "the counts live in Redis"
+    with redis_server.client() as client:
+        assert client.keys("punchline:limits*"), "the counts live in Redis"
     await first.aclose()
     await second.aclose()
 
