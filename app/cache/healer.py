@@ -78,8 +78,11 @@ class IndexHealer:
                 await self.check_once()
             except Exception:
                 logger.exception("Index check failed unexpectedly")
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that
+            # arrives with the wake-up, and shutdown then waits a whole interval.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
+                async with asyncio.timeout(self.interval):
+                    await self._wake.wait()
             self._wake.clear()
 
     async def check_once(self) -> bool:

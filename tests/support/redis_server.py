@@ -63,7 +63,9 @@ class RedisServer:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
-                if self.client().ping():
+                with self.client() as client:
+                    alive = client.ping()
+                if alive:
                     return
             except redis.exceptions.AuthenticationError:
                 return
@@ -97,4 +99,5 @@ class RedisServer:
         os.kill(self.process.pid, signal.SIGCONT)
 
     def flush(self) -> None:
-        self.client().flushall()
+        with self.client() as client:
+            client.flushall()
