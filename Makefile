@@ -39,14 +39,15 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
+# One worker per core: the tests spend most of their time waiting on real servers.
 pytest: install system-deps
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n auto
 
 test: system-deps lint typecheck pytest
 
 # The inner loop: every test not marked slow, stopping at the first failure.
 quick: install
-	$(VENV)/bin/pytest -m "not slow" -x -q
+	$(VENV)/bin/pytest -n auto -m "not slow" -x -q
 
 bench: install system-deps
 	$(PY) -m bench
