@@ -31,6 +31,7 @@ from app.core.errors import install_error_handlers, use_error_shape_in_openapi
 from app.core.headers import HeaderLimit
 from app.core.logging import configure_logging
 from app.core.ratelimit import RateLimits
+from app.core.shutdown import bounded_step
 from app.game.decks import load_library
 from app.game.registry import RoomRegistry, get_registry
 from app.services.video_cache import VideoCache, video_cache
@@ -89,10 +90,13 @@ def create_app(settings: Settings | None = None, *, cache_facade: VideoCache | N
                 try:
                     yield
                 finally:
-                    await game_server.stop()
+                    async with bounded_step("game server"):
+                        await game_server.stop()
         finally:
-            await limits.aclose()
-            await cache_obj.aclose()
+            async with bounded_step("rate limits"):
+                await limits.aclose()
+            async with bounded_step("video cache"):
+                await cache_obj.aclose()
 
     app = FastAPI(title="Punchline", version=VERSION, lifespan=lifespan)
     install_error_handlers(app)

@@ -93,16 +93,20 @@ class LockKeeper:
     ) -> None:
         self._done.set()
         if self._task is not None:
-            finished, _ = await asyncio.wait({self._task}, timeout=_STOP_TIMEOUT)
-            if not finished:
-                self._task.cancel()
+            try:
+                await asyncio.wait({self._task}, timeout=_STOP_TIMEOUT)
+            finally:  # also when the holder itself is cancelled: never leak the keeper
+                if not self._task.done():
+                    self._task.cancel()
         with contextlib.suppress(CacheBackendError):  # it expires on its own
             await self.lock.release()
 
     async def _keep(self) -> None:
         while True:
+            # asyncio.timeout, not wait_for, which can swallow a cancel on Python 3.11.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._done.wait(), self.interval)
+                async with asyncio.timeout(self.interval):
+                    await self._done.wait()
             if self._done.is_set():
                 return
             try:

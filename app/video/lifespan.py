@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from app.core.shutdown import bounded_step
 from app.video.pregen import Pregenerator
 from app.video.reindex import index_healer
 from app.video.service import VideoService, get_video_service
@@ -36,7 +37,10 @@ async def video_lifespan(service: VideoService | None = None) -> AsyncIterator[V
     finally:
         try:
             if pregen is not None:
-                await pregen.stop()
-            await healer.stop()
+                async with bounded_step("pre-generation"):
+                    await pregen.stop()
+            async with bounded_step("index healer"):
+                await healer.stop()
         finally:
-            await service.aclose()
+            async with bounded_step("video service"):
+                await service.aclose()
