@@ -113,6 +113,9 @@ class Settings(BaseSettings):
     # Per client address (docs/protocol.md). Defaults let a 200-client benchmark and a few
     # browsers share one address; a count for connections, `limits` rates for the rest.
     socket_max_connections_per_address: int = Field(default=256, ge=1)
+    # Each instance refreshes its connections in Redis every third of this; a killed instance's
+    # connections stop counting after it (app/sockets/connections.py).
+    socket_connection_ttl_seconds: float = Field(default=30.0, ge=0.5, le=3600)
     socket_rooms_per_address: str = "120/minute"  # create_room
     socket_joins_per_address: str = "600/minute"  # join_room attempts (room-code guessing)
 

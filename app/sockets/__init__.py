@@ -12,9 +12,11 @@ from collections.abc import Callable
 
 import socketio
 
+from app.cache.shared import SharedRedis
 from app.core.config import Settings
 from app.core.ratelimit import RateLimits
 from app.game.registry import RoomRegistry, get_registry
+from app.sockets.connections import default_shared
 from app.sockets.server import GameServer
 from app.sockets.video import VideoMaker, default_video_service
 
@@ -30,6 +32,7 @@ def register_socket_handlers(
     resolve_video: Callable[[], VideoMaker | None] = default_video_service,
     tick_interval: float = 0.5,
     rate_limits: RateLimits | None = None,
+    shared: Callable[[], SharedRedis | None] = default_shared,
 ) -> GameServer:
     """Register the game's events on ``sio`` and return the server object.
 
@@ -37,8 +40,10 @@ def register_socket_handlers(
     routes), which loads the decks now, so a bad deck file fails at start-up. Without
     ``video_service``, ``app.video.service.get_video_service()`` is looked up on first use.
     ``rate_limits`` (the app's, started and closed by its owner) counts the per-address limits;
-    without it the game server makes and closes its own. ``sio`` must have been created with
-    ``always_connect=True``.
+    without it the game server makes and closes its own. ``shared`` gives the Redis commands
+    that count open connections per address across instances (default: the process cache's
+    ``video_cache.shared``; ``lambda: None`` counts in this process only). ``sio`` must have
+    been created with ``always_connect=True``.
     """
     server = GameServer(
         sio,
@@ -48,6 +53,7 @@ def register_socket_handlers(
         resolve_video=resolve_video,
         tick_interval=tick_interval,
         rate_limits=rate_limits,
+        shared=shared,
     )
     server.register()
     return server

@@ -106,10 +106,15 @@ def guard_packets(
                 spawn(eio.disconnect(eio_sid))
 
     async def close(eio_sid: str, *args: Any) -> None:
-        extra = malformed.forget(eio_sid)
-        if extra:
-            logger.warning("%s sent %d more malformed packets before it closed", eio_sid, extra)
-        await on_close(eio_sid, *args)
+        # Forget only after python-socketio dropped the environ (at the end of its handler,
+        # which may wait on Redis): a packet in flight meanwhile must find the old window.
+        try:
+            await on_close(eio_sid, *args)
+        finally:
+            extra = malformed.forget(eio_sid)
+            if extra:
+                logger.warning("%s sent %d more malformed packets before it closed",
+                               eio_sid, extra)
 
     eio.on("message", message)
     eio.on("disconnect", close)

@@ -27,6 +27,7 @@ from typing import Any
 import socketio
 from pydantic import ValidationError
 
+from app.cache.shared import SharedRedis
 from app.core.config import Settings, get_settings
 from app.core.ratelimit import RateLimits
 from app.game import events as ev
@@ -36,7 +37,8 @@ from app.game.registry import RoomRegistry
 from app.game.room import Room
 from app.game.settings import RoomSettings
 from app.sockets import payloads
-from app.sockets.guard import ConnectionCounts, client_address
+from app.sockets.connections import ConnectionCounter, default_shared
+from app.sockets.guard import client_address
 from app.sockets.packets import MalformedPackets, guard_packets
 from app.sockets.ratelimit import TokenBucket
 from app.sockets.schemas import (
@@ -105,6 +107,7 @@ class GameServer:
         clock: Callable[[], float] = time.monotonic,
         tick_interval: float = 0.5,
         rate_limits: RateLimits | None = None,
+        shared: Callable[[], SharedRedis | None] = default_shared,
     ) -> None:
         s = settings if settings is not None else get_settings()
         self.sio = sio
@@ -114,7 +117,10 @@ class GameServer:
         self.idle = s.room_idle_seconds
         self.rate = s.socket_rate_limit_per_second
         self.burst = s.socket_rate_limit_burst
-        self.connections = ConnectionCounts(s.socket_max_connections_per_address)
+        # Open connections per address: in Redis (shared by every instance) when it is in use.
+        self.connections = ConnectionCounter(
+            s.socket_max_connections_per_address, s.socket_connection_ttl_seconds, shared,
+            alive=lambda sid: not self._gone(sid))
         self.rooms_rate = s.socket_rooms_per_address
         self.joins_rate = s.socket_joins_per_address
         # Per-address rates; built here (and closed by stop()) unless the app shares its own.
@@ -178,6 +184,7 @@ class GameServer:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.videos.close()
+        await self.connections.aclose()
         if self._own_limits:
             await self.limits.aclose()
 
@@ -412,12 +419,15 @@ class GameServer:
         auth = args[1] if len(args) > 1 else None
         try:
             address = client_address(environ)
-            if not self.connections.open(address):
+            if not await self.connections.open(sid, address):
                 limit = self.connections.limit
                 await self._send_error(sid, "too_many_connections",
                                        f"at most {limit} open connections from one address")
                 logger.warning("refused a connection from %s: %d open", address, limit)
                 return False
+            if self._gone(sid):  # left while we counted it
+                await self.connections.close(sid)
+                return True
             self._address[sid] = address
             self._ensure_ticker()
             token = auth.get("token") if isinstance(auth, dict) else None
@@ -464,9 +474,8 @@ class GameServer:
             return await self._reserved(sid, "disconnect", args)  # a client event
         try:
             self._buckets.pop(sid, None)
-            address = self._address.pop(sid, None)
-            if address is not None:
-                self.connections.close(address)
+            self._address.pop(sid, None)
+            await self.connections.close(sid)
             await self._detach(sid)
         except Exception:
             logger.error("disconnect of %s failed", sid, exc_info=True)
@@ -499,6 +508,10 @@ class GameServer:
                 await self._detach(seat.sid)  # a connection the library no longer knows
         for sid in [sid for sid in self._buckets if self._gone(sid)]:
             del self._buckets[sid]  # an event that raced its connection's disconnect
+        try:
+            await self.connections.heartbeat()
+        except Exception:
+            logger.error("connection heartbeat failed", exc_info=True)
         for seat in self.sessions.expired(self._clock(), self.grace):
             try:
                 async with self._lock(seat.room_code):

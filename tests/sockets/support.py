@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from app.api import decks as decks_api
 from app.api import rooms as rooms_api
+from app.cache.shared import SharedRedis
 from app.core.cards import KEY_PREFIX, Combination
 from app.core.config import Settings
 from app.game.decks import load_library
@@ -59,6 +60,7 @@ class LiveServer:
         video_service: VideoMaker | None,
         clock: Callable[[], float] = time.monotonic,
         extra_lifespan: Callable[[], contextlib.AbstractAsyncContextManager[Any]] | None = None,
+        shared: Callable[[], SharedRedis | None] = lambda: None,  # connections counted in memory
     ) -> None:
         self.registry = RoomRegistry(load_library(), clock=clock)  # the clock of round timers
         self.sio = socketio.AsyncServer(
@@ -71,6 +73,7 @@ class LiveServer:
             settings=settings,
             resolve_video=lambda: None,
             tick_interval=0.05,
+            shared=shared,
         )
         game = self.game
 

@@ -12,7 +12,7 @@ from app.core.cards import MAX_PICK, MAX_WHITE_CHARS, Combination
 from app.game import events as ev
 from app.game.settings import RoomSettings
 from app.game.views import SubmissionView
-from app.sockets.guard import ConnectionCounts
+from app.sockets.connections import ConnectionCounter
 from app.sockets.packets import MalformedPackets
 from app.sockets.ratelimit import TokenBucket
 from app.sockets.schemas import CreateRoomIn, SettingsIn, SubmitCardsIn
@@ -105,14 +105,15 @@ def test_a_connection_holds_one_seat() -> None:
     assert sessions.by_sid("sid-1") is second
 
 
-def test_connection_counts_are_a_count_per_address() -> None:
-    counts = ConnectionCounts(limit=2)
-    assert counts.open("a") and counts.open("a") and not counts.open("a")
-    assert counts.open("b")
-    counts.close("a")
-    assert counts.count("a") == 1 and counts.open("a")
+async def test_connection_counts_are_a_count_per_address() -> None:
+    counts = ConnectionCounter(limit=2, ttl=30, shared=lambda: None)  # this process only
+    assert await counts.open("s1", "a") and await counts.open("s2", "a")
+    assert not await counts.open("s3", "a")
+    assert await counts.open("s4", "b")
+    await counts.close("s1")
+    assert counts.count("a") == 1 and await counts.open("s5", "a")
     for _ in range(3):
-        counts.close("b")  # more closes than opens never go negative
+        await counts.close("s4")  # more closes than opens never go negative
     assert counts.count("b") == 0
 
 
