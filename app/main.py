@@ -78,7 +78,8 @@ def create_app(settings: Settings | None = None, *, cache_facade: VideoCache | N
 
     sio = create_sio(settings)
     game_server = register_socket_handlers(sio, registry=registry, video_service=service,
-                                           settings=settings, rate_limits=limits)
+                                           settings=settings, rate_limits=limits,
+                                           shared=lambda: cache_obj.shared)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

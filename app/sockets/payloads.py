@@ -17,8 +17,6 @@ from app.game import events as ev
 from app.game.cards import WhiteCard
 from app.game.views import RoomView, SubmissionView
 
-RoomStateOut = RoomView  # the response model of GET /api/rooms/{code}
-
 
 class Out(BaseModel):
     """A payload; ``model_validate(obj)`` copies it from the same-named attributes of ``obj``."""
@@ -101,11 +99,6 @@ class VideoFailedOut(Out):
 class ErrorOut(Out):
     code: str
     message: str
-
-
-def room_state(view: RoomView) -> RoomView:
-    """The ``room_state`` payload: the view itself (``to_json`` turns it into JSON)."""
-    return view
 
 
 _ROOM_VIEW: TypeAdapter[RoomView] = TypeAdapter(RoomView)
