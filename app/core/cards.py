@@ -28,7 +28,7 @@ import unicodedata
 from collections.abc import Sequence
 from typing import Literal
 
-MAX_BLACK_CHARS = 400
+MAX_BLACK_CHARS = 500
 MAX_WHITE_CHARS = 250
 MIN_PICK = 1
 MAX_PICK = 3

@@ -238,7 +238,9 @@ async def test_a_stuck_worker_is_killed_and_the_pool_replaced(tmp_path: Path) ->
 LONGEST_BLACK = (
     "Dear diary: today the neighbourhood association held its annual meeting in the church "
     "basement, and after four long hours of arguing about parking, hedges, the broken "
-    "streetlight on Elm Street and who keeps stealing the good chairs, the chairwoman stood up, "
+    "streetlight on Elm Street, the bins, the geese by the duckpond, the price of the annual "
+    "village summer barbecue, the dog show and who keeps stealing the good chairs, the "
+    "chairwoman stood up, "
     "cleared her throat and announced that from now on every single household will be "
     "responsible for _, for _ and, most importantly of all, for _.")
 LONGEST_WHITES = (
