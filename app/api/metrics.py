@@ -14,7 +14,7 @@ from app.services.video_cache import VideoCache
 
 router = APIRouter(tags=["metrics"])
 
-GAUGES = {"hit_rate"}
+GAUGES = {"hit_rate", "index_rebuild_in_progress", "index_rebuild_scanned"}
 
 
 class VideoCacheCollector(Collector):

@@ -8,8 +8,9 @@ The signal is a marker key (`punchline:index-marker`, no TTL) that is written on
 is complete. Every instance checks it every `CACHE_INDEX_CHECK_INTERVAL` seconds, and at once
 when the cache reconnects. When it is missing, the instance that wins a short Redis lock
 (`lock.py`: `SET NX PX`, kept alive while it works) rebuilds in the background, logs its
-progress, and writes the marker; the others see the lock and wait for the marker. A first start
-on an empty Redis looks the same and costs one scan of the video folder.
+progress (and in /metrics: `index_rebuild_in_progress`, `index_rebuild_scanned`), and writes
+the marker; the others see the lock and wait for the marker. A first start on an empty Redis
+looks the same and costs one scan of the video folder.
 """
 
 from __future__ import annotations
@@ -108,8 +109,12 @@ class IndexHealer:
         self.core.invalidation_epoch += 1
         started = time.monotonic()
         last_log = [started]
+        counters = self.core.counters
+        counters.index_rebuild_scanned = 0
+        counters.index_rebuild_in_progress = 1
 
         def progress(scanned: int) -> None:
+            counters.index_rebuild_scanned = scanned  # read by /metrics while it runs
             now = time.monotonic()
             if now - last_log[0] >= 5.0:
                 last_log[0] = now
@@ -125,6 +130,8 @@ class IndexHealer:
         except CacheBackendError as exc:
             logger.warning("Index rebuild interrupted (%s); it runs again later", exc)
             return False
+        finally:
+            counters.index_rebuild_in_progress = 0
         self.core.counters.index_rebuilds += 1
         self.core.counters.index_restored += restored
         logger.info("✅ Video index rebuilt in %.1fs: %d entries restored",

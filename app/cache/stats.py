@@ -21,6 +21,10 @@ class CacheCounters:
     replay_kept_newer: int = 0
     index_rebuilds: int = 0  # rebuilds of the index after Redis lost its data (healer.py)
     index_restored: int = 0  # entries those rebuilds wrote back
+    # The rebuild this instance runs now: 1 while it runs, and the videos it has scanned
+    # (kept after it ends, until the next one starts). Gauges in /metrics.
+    index_rebuild_in_progress: int = 0
+    index_rebuild_scanned: int = 0
 
     @property
     def hit_rate(self) -> float:
