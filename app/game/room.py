@@ -18,6 +18,7 @@ from app.game.decks import Deck
 from app.game.errors import (
     AlreadySubmitted,
     InvalidCards,
+    InvalidSettings,
     NameTaken,
     NotAllowed,
     NotCzar,
@@ -225,6 +226,31 @@ class Room:
         self._paused = False
         self.winner_id = None
         return [ev.GameStarted(resumed=resumed), *self._next_round()]
+
+    def update_settings(self, by: str, settings: RoomSettings, decks: Sequence[Deck]) -> Events:
+        """The host changes the settings in the lobby, before a game (not while one is paused:
+        hands and scores were dealt under the old ones). ``decks`` are ``settings.deck_ids``."""
+        self._require_host(by)
+        if self._status != "lobby" or self._paused:
+            raise WrongPhase("settings can only change in the lobby, before the game starts")
+        if settings.max_players < len(self.players):
+            raise InvalidSettings(
+                f"max_players {settings.max_players} is below the {len(self.players)} players "
+                "already in the room"
+            )
+        whites = {c.id: c for deck in decks for c in deck.white}
+        blacks = {c.id: c for deck in decks for c in deck.black}
+        need = MIN_PLAYERS * (settings.hand_size + WHITE_PER_PLAYER_MARGIN)
+        if not blacks or len(whites) < need:
+            raise InvalidSettings(
+                f"the chosen decks are too small: need black cards and at least {need} white cards"
+            )
+        self.settings = settings
+        self._all_white = tuple(whites.values())
+        self._all_black = tuple(blacks.values())
+        self._white.reset(self._all_white)
+        self._black.reset(self._all_black)
+        return []
 
     def submit(self, player_id: str, card_ids: Sequence[str]) -> Events:
         r = self._round_in(RoundPhase.SUBMITTING)

@@ -7,6 +7,7 @@ only adds the wire's strictness (a JSON list for ``deck_ids``, no extra fields).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -61,6 +62,17 @@ class SettingsIn(Payload):
 class CreateRoomIn(Payload):
     name: NameStr
     settings: SettingsIn | None = None
+
+
+class UpdateSettingsIn(Payload):
+    """update_settings: the fields given replace the room's; the others keep their values."""
+
+    settings: SettingsIn
+
+    def merged(self, current: RoomSettings) -> RoomSettings:
+        given = {name: getattr(self.settings.to_settings(), name)
+                 for name in self.settings.model_fields_set}
+        return dataclasses.replace(current, **given)
 
 
 class JoinRoomIn(Payload):

@@ -31,7 +31,7 @@ from app.cache.shared import SharedRedis
 from app.core.config import Settings, get_settings
 from app.core.ratelimit import RateLimits
 from app.game import events as ev
-from app.game.errors import GameError
+from app.game.errors import GameError, InvalidSettings
 from app.game.players import name_key
 from app.game.registry import RoomRegistry
 from app.game.room import Room
@@ -39,6 +39,7 @@ from app.game.settings import RoomSettings
 from app.sockets import payloads
 from app.sockets.connections import ConnectionCounter, default_shared
 from app.sockets.guard import client_address
+from app.sockets.logwindow import LogWindows
 from app.sockets.packets import MalformedPackets, guard_packets
 from app.sockets.ratelimit import TokenBucket
 from app.sockets.schemas import (
@@ -48,6 +49,7 @@ from app.sockets.schemas import (
     KickPlayerIn,
     PickWinnerIn,
     SubmitCardsIn,
+    UpdateSettingsIn,
 )
 from app.sockets.sessions import AlreadyInRoom, NotInRoom, Seat, Sessions
 from app.sockets.video import VideoJobs, VideoMaker, default_video_service
@@ -127,6 +129,7 @@ class GameServer:
         self._own_limits = rate_limits is None
         self.limits = rate_limits if rate_limits is not None else RateLimits.from_settings(s)
         self.malformed = MalformedPackets()
+        self.refusals = LogWindows()  # refused connections: one log line per address a minute
         self.tick_interval = tick_interval
         self._clock = clock
         video_timeout = video_deadline_seconds(s)  # the service's own longest legitimate wait
@@ -157,6 +160,7 @@ class GameServer:
             "pick_winner": self._pick_winner,
             "leave_room": self._leave_room,
             "kick_player": self._kick_player,
+            "update_settings": self._update_settings,
         }
         if not getattr(self.sio, "always_connect", False):
             raise RuntimeError("the game needs socketio.AsyncServer(always_connect=True)")
@@ -410,6 +414,19 @@ class GameServer:
             await self._publish(room, room.kick(seat.player_id, body.player_id))
         return ok()
 
+    async def _update_settings(self, sid: str, data: Any) -> Ack:
+        body = UpdateSettingsIn.model_validate(data)
+        async with self._seated(sid) as (seat, room):
+            settings = body.merged(room.settings)
+            decks = []
+            for deck_id in settings.deck_ids:
+                deck = self.registry.library.get(deck_id)
+                if deck is None:
+                    raise InvalidSettings(f"unknown deck {deck_id!r}")
+                decks.append(deck)
+            await self._publish(room, room.update_settings(seat.player_id, settings, decks))
+        return ok()
+
     # --- connections --------------------------------------------------------------------------
 
     async def _on_connect(self, sid: str, *args: Any) -> Any:
@@ -423,7 +440,7 @@ class GameServer:
                 limit = self.connections.limit
                 await self._send_error(sid, "too_many_connections",
                                        f"at most {limit} open connections from one address")
-                logger.warning("refused a connection from %s: %d open", address, limit)
+                self._log_refusal(address)
                 return False
             if self._gone(sid):  # left while we counted it
                 await self.connections.close(sid)
@@ -442,6 +459,17 @@ class GameServer:
         except Exception:
             logger.error("connect of %s failed", sid, exc_info=True)
         return True
+
+    def _log_refusal(self, address: str) -> None:
+        quiet = self.refusals.hit(address)
+        if quiet is not None:
+            logger.warning("refused a connection from %s: %d open; %d more refused since "
+                           "the last line", address, self.connections.limit, quiet)
+        self._log_quiet_refusals()
+
+    def _log_quiet_refusals(self) -> None:
+        for address, quiet in self.refusals.sweep():
+            logger.warning("refused %d more connections from %s", quiet, address)
 
     async def _resume(self, sid: str, seat: Seat) -> None:
         """Put ``sid`` in its seat and send it what it needs to rebuild its screen: the room
@@ -502,6 +530,7 @@ class GameServer:
     async def tick(self) -> None:
         """Remove players whose grace period is over, close rooms that nobody attends or that
         sat idle, and apply round timers."""
+        self._log_quiet_refusals()
         for seat in self.sessions.attached():
             if seat.sid is not None and self._gone(seat.sid):
                 logger.warning("seat of %s had a dead connection; detached", seat.player_id)
