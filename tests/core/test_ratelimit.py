@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -55,6 +56,19 @@ async def test_dead_redis_fails_open_to_memory_without_raising(
     await limits.aclose()
 
 
+async def redis_answers_again(limits: RateLimits, timeout: float = 5.0) -> None:
+    """Wait until a call goes to Redis and succeeds: not a fixed sleep, since under load the
+    first call after the retry interval may still fail and start another interval."""
+    deadline = time.monotonic() + timeout
+    while True:
+        before = limits.backend  # where this test() call goes
+        await limits.test("x", "probe", "5/minute")  # counts nothing
+        if before == limits.backend == "redis":  # it went to Redis and did not fail
+            return
+        assert time.monotonic() < deadline, "the limits never went back to Redis"
+        await asyncio.sleep(0.02)
+
+
 async def test_redis_lost_mid_run_moves_to_memory_and_back(tmp_path) -> None:
     server = RedisServer(tmp_path / "r")
     server.start()
@@ -66,9 +80,11 @@ async def test_redis_lost_mid_run_moves_to_memory_and_back(tmp_path) -> None:
         assert await limits.hit("x", "k", "5/minute")  # answered from memory, no exception
         assert limits.backend == "memory"
         server.start()
-        time.sleep(0.25)
+        await redis_answers_again(limits)  # after the retry interval, once a call succeeds
         assert await limits.hit("x", "k", "5/minute")
         assert limits.backend == "redis"
+        with server.client() as client:
+            assert client.keys("punchline:limits*"), "counted in Redis again"
     finally:
         await limits.aclose()
         server.stop()

@@ -156,7 +156,9 @@ async def test_a_removed_player_gets_no_more_broadcasts(server: LiveServer, clie
         (di,) = await clients(server, "Di")
         await di.join(host.room_code)
         await host.wait_for("room_state", lambda s: len(s["players"]) == 4)
-        await asyncio.sleep(0.1)
+        # A barrier, not a sleep: that broadcast was queued before this ack on raw's socket,
+        # so had raw still been in the channel it would have arrived first.
+        await raw.call("barrier")
         assert len(raw.events("room_state")) == before
     finally:
         await raw.close()
@@ -175,7 +177,8 @@ async def test_open_connections_per_address_are_counted(make_server: Any) -> Non
         await c.wait_for("error", lambda e: e["code"] == "too_many_connections")
         await eventually(lambda: not c.sio.connected)
         await a.close()
-        await asyncio.sleep(0.1)
+        # The server forgets a's connection a moment after the close; wait for that, not a time.
+        await eventually(lambda: server.game.connections.count("127.0.0.1") == 1)
         d = Client(server.url, "d")
         await d.connect()
         assert (await d.call("create_room", {"name": "Di"}))["ok"]
@@ -183,6 +186,28 @@ async def test_open_connections_per_address_are_counted(make_server: Any) -> Non
     finally:
         for client in (a, b, c):
             await client.close()
+
+
+async def test_refused_connections_are_logged_once_a_minute(
+    make_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client that kept connecting past its limit wrote one warning per refusal."""
+    caplog.set_level(logging.INFO)
+    server = make_server(socket_max_connections_per_address=1)
+    keeper = RawSocket(server.url)
+    await keeper.open()
+    try:
+        for _ in range(50):
+            raw = RawSocket(server.url)
+            await raw.open()
+            await raw.wait_packet(lambda p: '"too_many_connections"' in p)
+            await raw.close()
+    finally:
+        await keeper.close()
+    lines = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert len(lines) == 1, lines[:3]  # the first of the minute; the next line counts the rest
+    assert "127.0.0.1" in lines[0] and "0 more refused" in lines[0]
+    assert sum(len(r.getMessage()) for r in caplog.records if r.levelno >= logging.WARNING) < 1000
 
 
 async def test_rooms_and_joins_per_address_are_limited_in_redis(

@@ -13,6 +13,7 @@ from app.game import events as ev
 from app.game.settings import RoomSettings
 from app.game.views import SubmissionView
 from app.sockets.connections import ConnectionCounter
+from app.sockets.logwindow import LogWindows
 from app.sockets.packets import MalformedPackets
 from app.sockets.ratelimit import TokenBucket
 from app.sockets.schemas import CreateRoomIn, SettingsIn, SubmitCardsIn
@@ -129,6 +130,21 @@ def test_malformed_packets_one_line_a_window_and_close_at_the_limit() -> None:
     packets.record("c")
     assert packets.forget("c") == 1  # one packet no line has counted
     assert packets.forget("c") == 0
+
+
+def test_log_windows_one_line_per_key_a_window_and_forget_old_keys() -> None:
+    clock = FakeClock()
+    windows = LogWindows(window=60.0, clock=clock)
+    assert [windows.hit("a") for _ in range(4)] == [0, None, None, None]
+    assert windows.hit("b") == 0  # another key has its own window
+    clock.advance(61)
+    assert windows.hit("a") == 3  # a new window: one line, counting the three kept quiet
+    assert windows.sweep() == []  # "b" logged its only hit
+    assert len(windows) == 1
+    windows.hit("a")
+    clock.advance(61)
+    assert windows.sweep() == [("a", 1)]  # one last line for what no line counted
+    assert len(windows) == 0 and windows.sweep() == []
 
 
 async def test_video_jobs_build_each_combination_once_and_refuse_bad_cards() -> None:
