@@ -24,7 +24,7 @@ import socketio
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from app.api import cache, decks, health, metrics, rooms, videos
+from app.api import cache, decks, health, metrics, rooms, videos, winners
 from app.api.deps import get_video_cache
 from app.core.config import Settings, get_settings
 from app.core.errors import install_error_handlers, use_error_shape_in_openapi
@@ -39,6 +39,7 @@ from app.sockets import register_socket_handlers
 from app.video import routes as video_routes
 from app.video.lifespan import video_lifespan
 from app.video.service import VideoService, get_video_service, set_video_service
+from app.web import routes as web_routes
 
 VERSION = "0.1.0"
 
@@ -110,7 +111,10 @@ def create_app(settings: Settings | None = None, *, cache_facade: VideoCache | N
             expose_headers=["Retry-After", "Content-Range", "Accept-Ranges", "Content-Length"])
     for module in (health, cache, videos, rooms, decks, metrics):
         app.include_router(module.router)
+    # Before the video routes: the poster route shares their prefix.
+    app.include_router(winners.build_router(settings.video_public_prefix))
     app.include_router(video_routes.build_router(settings.video_public_prefix))
+    web_routes.install(app)  # the browser client at / and /static
     app.dependency_overrides.update({
         get_settings: lambda: settings,
         get_video_cache: lambda: cache_obj,

@@ -1,0 +1,79 @@
+"""Browser tests: the real server (`python -m uvicorn app.main:socket_app`) in a subprocess,
+driven by Debian's Chromium through Playwright (../shared/TESTING.md, "A real browser")."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page
+
+from tests.support.app_server import AppServer, run_app_server
+
+CHROMIUM = os.environ.get("PUNCHLINE_CHROMIUM", "/usr/lib/chromium/chromium-headless-shell")
+AXE = Path(__file__).parent / "vendor" / "axe.min.js"  # axe-core 4.14.1, MPL-2.0
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if not Path(CHROMIUM).exists():
+        skip = pytest.mark.skip(reason=f"no Chromium at {CHROMIUM} (make system-deps)")
+        for item in items:
+            if "tests/web/" in str(item.fspath).replace(os.sep, "/"):
+                item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    return {**browser_type_launch_args, "executable_path": CHROMIUM}
+
+
+@pytest.fixture(scope="session")
+def web_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    """One real server for the browser tests: rooms in memory, the real LocalRenderer."""
+    env = {
+        "APP_ENV": "test",
+        "LOG_LEVEL": "INFO",
+        "REDIS_URL": "memory://",
+        "VIDEO_PROVIDER": "local",
+        "VIDEO_NARRATION": "false",
+        "VIDEO_RENDER_WORKERS": "2",
+        "PREGEN_ENABLED": "false",
+        "RECONNECT_GRACE_SECONDS": "30",
+    }
+    with run_app_server(tmp_path_factory.mktemp("web"), env) as server:
+        yield server
+
+
+class JsErrors:
+    """Every uncaught exception and console error of the pages it watches."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def watch(self, page: Page, who: str) -> Page:
+        page.on("pageerror", lambda exc: self.errors.append(f"{who}: pageerror {exc}"))
+        page.on("console", lambda msg: self.errors.append(f"{who}: console {msg.text}")
+                if msg.type == "error" else None)
+        return page
+
+
+@pytest.fixture
+def js_errors() -> Iterator[JsErrors]:
+    errors = JsErrors()
+    yield errors
+    assert errors.errors == [], errors.errors
+
+
+def axe_violations(page: Page) -> list[str]:
+    """axe-core's serious and critical violations on the page as it is now."""
+    if not page.evaluate("() => typeof window.axe !== 'undefined'"):
+        page.add_script_tag(path=str(AXE))
+    found: list[dict[str, Any]] = page.evaluate(
+        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
+        ".filter(v => v.impact === 'serious' || v.impact === 'critical')"
+        ".map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.map(n => n.target.join(' '))}))"
+    )
+    return [f"{v['id']} ({v['impact']}): {v['nodes'][:3]}" for v in found]
