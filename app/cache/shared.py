@@ -14,8 +14,10 @@ raw client, so that:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
+import redis
 import redis.asyncio as aioredis
 
 from app.cache.core import CacheCore
@@ -24,6 +26,7 @@ from app.cache.plans import (
     Eval,
     Exists,
     Get,
+    MGet,
     PTtl,
     Raw,
     RedisStep,
@@ -35,6 +38,61 @@ from app.cache.plans import (
 )
 
 T = TypeVar("T")
+Scored = list[tuple[bytes | str, float]]
+
+
+# Sorted-set steps of the winners index (app/video/winners.py), typed like those of plans.py.
+@dataclass(slots=True)
+class ZAdd(RedisStep[int]):
+    """ZADD one member with its score (updating the score of a member already there)."""
+
+    key: str
+    member: str
+    score: float
+
+    def sync(self, client: redis.Redis) -> int:
+        return int(client.zadd(self.key, {self.member: self.score}) or 0)
+
+    async def aio(self, client: aioredis.Redis) -> int:
+        return int(await client.zadd(self.key, {self.member: self.score}) or 0)
+
+
+@dataclass(slots=True)
+class ZRem(RedisStep[int]):
+    key: str
+    member: str
+
+    def sync(self, client: redis.Redis) -> int:
+        return int(client.zrem(self.key, self.member))
+
+    async def aio(self, client: aioredis.Redis) -> int:
+        return int(await client.zrem(self.key, self.member))
+
+
+@dataclass(slots=True)
+class ZBelow(RedisStep[Scored]):
+    """Up to `count` members scored strictly below `below` (None: no bound), highest first."""
+
+    key: str
+    below: float | None
+    count: int
+
+    @property
+    def _max(self) -> str:
+        return "+inf" if self.below is None else f"({self.below!r}"
+
+    def sync(self, client: redis.Redis) -> Scored:
+        return _pairs(client.zrevrangebyscore(self.key, self._max, "-inf", start=0,
+                                              num=self.count, withscores=True))
+
+    async def aio(self, client: aioredis.Redis) -> Scored:
+        return _pairs(await client.zrevrangebyscore(self.key, self._max, "-inf", start=0,
+                                                    num=self.count, withscores=True))
+
+
+def _pairs(rows: Any) -> Scored:
+    """WITHSCORES rows (typed loosely by redis-py) as (member, score) pairs."""
+    return [(member, float(score)) for member, score in rows]
 
 
 class SharedRedis:
@@ -71,6 +129,19 @@ class SharedRedis:
     async def eval(self, script: str, keys: Sequence[str], args: Sequence[str]) -> int:
         """A Lua script with an integer reply (compare-and-act locks)."""
         return await self._run(Eval(script, keys, args))
+
+    async def mget(self, keys: Sequence[str]) -> list[Raw]:
+        return await self._run(MGet(list(keys)))
+
+    async def zadd(self, key: str, member: str, score: float) -> int:
+        return await self._run(ZAdd(key, member, score))
+
+    async def zrem(self, key: str, member: str) -> int:
+        return await self._run(ZRem(key, member))
+
+    async def zbelow(self, key: str, below: float | None, count: int) -> Scored:
+        """Members scored strictly below `below` (None: all), highest first, at most `count`."""
+        return await self._run(ZBelow(key, below, count))
 
     async def zincrby(self, key: str, amount: float, member: str) -> float:
         return await self._run(ZIncrBy(key, amount, member))

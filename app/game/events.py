@@ -84,6 +84,7 @@ class RoundWon:
     submission_id: str
     scores: dict[str, int]
     winner_left: bool = False  # the author left after the reveal: the win scores nothing
+    public_gallery: bool = True  # the room's setting: may the video enter the public gallery
 
 
 @dataclass(frozen=True, slots=True)

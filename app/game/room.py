@@ -38,6 +38,10 @@ from app.game.views import RoomView, SubmissionView, view_of
 Phase = Literal["lobby", "submitting", "judging", "game_over"]
 Events = list[ev.Event]
 
+# Finished rounds a room remembers (its history), oldest dropped first.
+HISTORY_LIMIT = 200
+RoundOutcome = ev.RoundWon | ev.RoundVoided
+
 # White cards a game needs per seated player: a full hand plus the largest extra draw.
 WHITE_PER_PLAYER_MARGIN = 3
 
@@ -77,8 +81,19 @@ class Room:
         self._status: Literal["lobby", "playing", "game_over"] = "lobby"
         self._paused = False  # in the lobby with the scores of an unfinished game
         self._czar_seat = -1  # seat of the last czar; the next is the next connected seat
+        self.games = 0  # games started (or restarted) in this room
+        self._history: list[tuple[int, RoundOutcome]] = []  # (game, outcome), oldest first
 
     # --- queries ------------------------------------------------------------------------------
+    @property
+    def history(self) -> tuple[tuple[int, RoundOutcome], ...]:
+        """The finished rounds (won or voided) with their game number, oldest first."""
+        return tuple(self._history)
+
+    def _remember(self, outcome: RoundOutcome) -> None:
+        self._history.append((self.games, outcome))
+        del self._history[:-HISTORY_LIMIT]
+
 
     @property
     def phase(self) -> Phase:
@@ -291,18 +306,19 @@ class Room:
             winner.score += 1
         self._discard_round(r)
         self.round = None
-        events: Events = [
-            ev.RoundWon(
-                round=r.number,
-                black_card_text=r.black.text,
-                white_card_texts=tuple(c.text for c in chosen.cards),
-                winner_player_id=chosen.player_id,
-                winner_name=chosen.player_name,
-                submission_id=chosen.submission_id,
-                scores=self.scores(),
-                winner_left=winner is None,
-            )
-        ]
+        won = ev.RoundWon(
+            round=r.number,
+            black_card_text=r.black.text,
+            white_card_texts=tuple(c.text for c in chosen.cards),
+            winner_player_id=chosen.player_id,
+            winner_name=chosen.player_name,
+            submission_id=chosen.submission_id,
+            scores=self.scores(),
+            winner_left=winner is None,
+            public_gallery=self.settings.public_gallery,
+        )
+        self._remember(won)
+        events: Events = [won]
         if winner is not None and winner.score >= self.settings.score_limit:
             self._status = "game_over"
             self.winner_id = winner.id
@@ -349,6 +365,7 @@ class Room:
         self._black.reset(self._all_black)
         self.round_number = 0
         self._czar_seat = -1
+        self.games += 1
 
     def _draw_white(self, n: int, events: Events) -> list[WhiteCard]:
         before = self._white.reshuffles
@@ -447,7 +464,9 @@ class Room:
                     owner.hand.remove(card)
                     self._white.discard([card])
         self._black.discard([r.black])
-        return [ev.RoundVoided(r.number, reason)]
+        voided = ev.RoundVoided(r.number, reason)
+        self._remember(voided)
+        return [voided]
 
     def _pause(self) -> Events:
         events = self._void("not_enough_players")

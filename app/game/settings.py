@@ -29,6 +29,7 @@ class RoomSettings:
     submit_seconds: int | None = None  # None: no submit timer
     judge_seconds: int | None = None  # None: no judge timer
     deck_ids: tuple[str, ...] = field(default=(DEFAULT_DECK_ID,))
+    public_gallery: bool = True  # winners' videos may appear on /winners (opt-out)
 
     def __post_init__(self) -> None:
         _check_range("score_limit", self.score_limit, SCORE_LIMIT_RANGE)
@@ -38,6 +39,8 @@ class RoomSettings:
             value = getattr(self, name)
             if value is not None:
                 _check_range(name, value, TIMER_RANGE)
+        if not isinstance(self.public_gallery, bool):
+            raise InvalidSettings("public_gallery must be true or false")
         if not isinstance(self.deck_ids, tuple) or not self.deck_ids:
             raise InvalidSettings("deck_ids must name at least one deck")
         if len(self.deck_ids) > MAX_DECKS:

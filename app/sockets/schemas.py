@@ -47,6 +47,7 @@ class SettingsIn(Payload):
     deck_ids: Annotated[list[ShortStr], Field(min_length=1, max_length=MAX_DECKS)] = Field(
         default_factory=lambda: list(DEFAULTS.deck_ids)
     )
+    public_gallery: bool = DEFAULTS.public_gallery
 
     def to_settings(self) -> RoomSettings:
         return RoomSettings(
@@ -56,6 +57,7 @@ class SettingsIn(Payload):
             submit_seconds=self.submit_seconds,
             judge_seconds=self.judge_seconds,
             deck_ids=tuple(self.deck_ids),
+            public_gallery=self.public_gallery,
         )
 
 

@@ -130,6 +130,11 @@ class VideoJobs:
             round=e.round, black_card=e.black_card_text, white_cards=whites, video_url=url
         )
         await self._emit("video_ready", ready.model_dump(), channel)
+        # The public gallery (/winners), unless the room opted out. Injected makers (tests'
+        # fakes) need not keep a gallery.
+        record = getattr(service, "record_winner", None)
+        if e.public_gallery and record is not None:
+            await record(combo)
 
     async def close(self) -> None:
         """Cancel what is still running (at shutdown)."""

@@ -6,7 +6,8 @@ without its data (`index_healer`, see app/cache/healer.py).
 For each `{sha256}.mp4` with a valid `{sha256}.json`: if the cache has no entry, write one
 (permanent as recorded; temporary ones only while younger than `cache_temporary_ttl`); if the
 cache holds it as temporary but the sidecar says permanent, promote it. Entries that exist are
-otherwise left alone.
+otherwise left alone. Then the winners index (the public gallery, app/video/winners.py) is
+rebuilt from the `{sha256}.winner.json` records: taken-down winners stay out.
 """
 
 from __future__ import annotations
@@ -33,10 +34,11 @@ class ReindexReport:
     expired: int = 0
     orphans: int = 0  # mp4 without a readable sidecar
     mismatched: int = 0  # sidecar texts do not hash to the file name
+    winners: int = 0  # winners listed in the gallery after the run
 
 
 REPORT_FIELDS = ("scanned", "restored", "promoted", "present", "expired", "orphans",
-                 "mismatched")
+                 "mismatched", "winners")
 
 
 def _age_seconds(created_at: str) -> float | None:
@@ -77,6 +79,10 @@ async def reindex(
                 setattr(report, outcome, getattr(report, outcome) + 1)
         if progress:
             progress(outcome)
+    if dry_run:
+        report.winners = len(await asyncio.to_thread(service.winners.records.listed))
+    else:
+        report.winners = await service.winners.rebuild()
     return report
 
 

@@ -55,6 +55,7 @@ from app.video.negative_cache import FAILED_PREFIX, NegativeCache
 from app.video.popularity import PopularityTracker
 from app.video.provider import VideoProvider, VideoRequest
 from app.video.storage import VideoMeta, VideoStorage
+from app.video.winners import Winner, WinnersIndex
 
 __all__ = ["FAILED_PREFIX", "VideoService", "build_provider", "generate_video",
            "get_video_service", "set_video_service", "video_deadline_seconds"]
@@ -129,6 +130,7 @@ class VideoService:
         self.storage = storage or VideoStorage(settings.resolved_video_dir,
                                                settings.video_public_prefix)
         self.popularity = popularity or PopularityTracker(cache.shared)
+        self.winners = WinnersIndex(cache.shared, self.storage)  # the public gallery
         self.clock = clock
         # The lambda reads `self.clock` on every call, so a test may swap the clock later.
         self.negative = NegativeCache(settings.video_negative_ttl, cache.shared,
@@ -250,6 +252,18 @@ class VideoService:
             logger.debug("not counting an invalid combination: %s", exc)
             return
         await self.popularity.record(combo)
+
+    async def record_winner(self, combo: Combination) -> Winner | None:
+        """Put a winner whose video is ready into the public gallery (app/video/winners.py).
+
+        Never raises: the gallery is a by-product of the game.
+        """
+        try:
+            return await self.winners.record(combo)
+        except Exception:
+            logger.warning("could not record winner %s in the gallery", combo.key[6:18],
+                           exc_info=True)
+            return None
 
     # --- generation ---------------------------------------------------------------------------
     async def _produce_in_time(self, gen: _Generation) -> str:

@@ -4,7 +4,9 @@ The sha256 is the hex part of the cache key, so the file name, the public URL an
 are one identity: every instance computes the same URL for the same combination. Files are
 published atomically (temporary file in the same directory, fsync, `os.replace`), so a reader
 sees either no file or the whole file. The sidecar holds what `reindex` needs to rebuild the
-cache entry (the card texts, `permanent`, `created_at`).
+cache entry (the card texts, `permanent`, `created_at`). A `{sha256}.png` poster (the final
+frame, `app/video/poster.py`) is written beside each published MP4 and served under the same
+prefix (`/videos/{sha256}.png`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import av
 
 from app.core.cards import KEY_PREFIX
 from app.video.errors import StorageError
+from app.video.poster import last_frame_png
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +128,19 @@ class VideoStorage:
     def url_for(self, sha: str) -> str:
         return f"{self.public_prefix}/{sha}.mp4"
 
+    def poster_path(self, sha: str) -> Path:
+        return self.path_for(sha).with_suffix(".png")
+
+    def poster_url(self, sha: str) -> str:
+        return f"{self.public_prefix}/{sha}.png"
+
+    def poster(self, sha: str) -> Path | None:
+        """The poster file of a video, or None when it has none (or `sha` is not a digest)."""
+        if not SHA_RE.fullmatch(sha):
+            return None
+        path = self.poster_path(sha)
+        return path if self._is_ours(path) else None
+
     def sha_of_url(self, url: str) -> str | None:
         """The sha256 of one of our URLs, None for anything else (e.g. a provider's URL)."""
         prefix = self.public_prefix + "/"
@@ -187,6 +203,7 @@ class VideoStorage:
             with open(temp, "rb+") as fh:
                 os.fsync(fh.fileno())
             os.replace(temp, self.path_for(sha))
+            self.write_poster(sha)
             self._write_atomic(self.meta_path(sha), meta.to_json())
             _fsync_dir(self.directory)
         except OSError as exc:
@@ -194,6 +211,19 @@ class VideoStorage:
         finally:
             self.discard(temp)
         return meta
+
+    def write_poster(self, sha: str) -> bool:
+        """Write the poster of a published video; False (logged) if it cannot be made.
+
+        A missing poster only costs share pages their image, so it never fails a publish.
+        """
+        try:
+            png = last_frame_png(self.path_for(sha))
+            self._write_atomic(self.poster_path(sha), png)
+        except (StorageError, OSError) as exc:
+            logger.warning("no poster for %s: %s", sha[:12], exc)
+            return False
+        return True
 
     # --- sidecars -----------------------------------------------------------------------------
     def read_meta(self, sha: str) -> VideoMeta | None:

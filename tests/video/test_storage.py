@@ -41,7 +41,8 @@ def test_publish_is_content_addressed_with_a_sidecar(storage: VideoStorage) -> N
     assert storage.sha_of_url(f"/videos/{SHA}.mp4") == SHA
     assert storage.sha_of_url("https://cdn.example/x.mp4") is None
     assert [sha for sha, _ in storage.iter_videos()] == [SHA]
-    assert sorted(p.name for p in storage.directory.iterdir()) == [f"{SHA}.json", f"{SHA}.mp4"]
+    assert sorted(p.name for p in storage.directory.iterdir()) == [
+        f"{SHA}.json", f"{SHA}.mp4", f"{SHA}.png"]  # the sidecar, the video, its poster
 
 
 def test_a_broken_file_is_never_published(storage: VideoStorage) -> None:
