@@ -185,8 +185,8 @@ class WinnersIndex:
             return False
         record = await asyncio.to_thread(self.records.read, sha)
         indexed = await self.get(sha, disk=False)
-        if record is None and indexed is None:
-            return False
+        if indexed is None and (record is None or record.taken_down):
+            return False  # never a winner, or already taken down
         base = record or Record(indexed.sentence if indexed else "",
                                 indexed.won_at if indexed else self.clock())
         await asyncio.to_thread(self.records.write, sha,
