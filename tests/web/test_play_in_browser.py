@@ -4,9 +4,11 @@ the seat, no JavaScript error anywhere, and axe-core finds nothing serious on an
 
 from __future__ import annotations
 
+import os
 import re
 import statistics
 import time
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
@@ -18,6 +20,7 @@ pytestmark = pytest.mark.slow
 
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
+SHOTS = os.environ.get("PUNCHLINE_SCREENSHOTS", "")
 VIDEO_PLAYING = """() => {
   const v = document.querySelector('#reveal video');
   return v !== null && v.readyState >= 2 && v.duration > 0 && !v.paused;
@@ -26,16 +29,23 @@ VIDEO_PLAYING = """() => {
 
 def no_horizontal_scroll(page: Page) -> None:
     width = page.evaluate("() => document.documentElement.scrollWidth")
-    assert width <= page.viewport_size["width"] if page.viewport_size else True, width  # type: ignore[operator]
+    assert page.viewport_size is not None and width <= page.viewport_size["width"], width
 
 
-def check_screen(page: Page, screen: str, seen: dict[str, list[str]]) -> None:
-    """axe and the no-horizontal-scroll rule on this screen (once per screen and size)."""
-    size = "phone" if page.viewport_size and page.viewport_size["width"] < 500 else "desktop"
-    if screen in seen.setdefault(size, []):
+def check_screen(page: Page, screen: str, seen: list[str]) -> None:
+    """The first time a screen shows: no horizontal scrolling at either size, no serious axe
+    violation; with PUNCHLINE_SCREENSHOTS=dir, a screenshot of it at both sizes."""
+    if screen in seen:
         return
-    seen[size].append(screen)
-    no_horizontal_scroll(page)
+    seen.append(screen)
+    own = page.viewport_size
+    assert own is not None
+    for size, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
+        page.set_viewport_size(viewport)
+        no_horizontal_scroll(page)
+        if SHOTS:
+            page.screenshot(path=str(Path(SHOTS) / f"{screen}-{size}.png"), full_page=True)
+    page.set_viewport_size(own)
     assert axe_violations(page) == [], screen
 
 
@@ -52,7 +62,7 @@ def test_three_browsers_play_a_full_game(
         context = browser.new_context(viewport=viewport)
         pages[name] = js_errors.watch(context.new_page(), name)
     ada, bo, cy = pages["Ada"], pages["Bo"], pages["Cy"]
-    seen: dict[str, list[str]] = {}
+    seen: list[str] = []
 
     # Home: Ada creates a room with a short score limit, set from the settings.
     ada.goto(url)
@@ -71,7 +81,7 @@ def test_three_browsers_play_a_full_game(
     bo.goto(link)
     join = form(bo, "Join a game")
     expect(join.get_by_label("Room code")).to_have_value(code.group(1))
-    check_screen(bo, "home", seen)
+    check_screen(bo, "home-invited", seen)
     join.get_by_label("Your name").fill("Bo")
     join.get_by_role("button", name="Join room").click()
     # Cy types the code by hand.
@@ -82,7 +92,7 @@ def test_three_browsers_play_a_full_game(
     join.get_by_role("button", name="Join room").click()
     for page in pages.values():
         expect(page.get_by_role("list", name="Players").get_by_role("listitem")).to_have_count(3)
-        check_screen(page, "lobby", seen)
+        check_screen(page, "lobby-host" if page is ada else "lobby", seen)
     # The host changes a setting in the lobby (update_settings); everyone sees it.
     ada.get_by_text("Room settings").click()
     ada.get_by_label("Seconds to submit").fill("300")
@@ -99,6 +109,7 @@ def test_three_browsers_play_a_full_game(
         czar_name = next(n for n, p in pages.items()
                          if p.get_by_text("You are the czar this round.").is_visible())
         czar = pages[czar_name]
+        check_screen(czar, "czar-waiting", seen)
         players = [p for n, p in pages.items() if n != czar_name]
         pick_text = players[0].get_by_text(re.compile(r"^Pick \d$"))
         pick = int(pick_text.inner_text()[-1]) if pick_text.count() else 1
@@ -115,12 +126,16 @@ def test_three_browsers_play_a_full_game(
             for i in range(pick):
                 cards.nth(i).click()
                 expect(cards.nth(i)).to_have_attribute("aria-pressed", "true")
+            if pick > 1:  # the order of the blanks is shown on the chosen cards
+                expect(page.locator(".order")).to_have_text([str(i + 1) for i in range(pick)])
             check_screen(page, "hand", seen)
             page.get_by_role("button", name="Submit").click()
             if n == 0:  # the last one's submission reveals them all at once
                 expect(page.get_by_text("Submitted. Waiting")).to_be_visible()
+                check_screen(page, "submitted", seen)
         subs = czar.get_by_role("group", name="Submissions").get_by_role("button")
         expect(subs).to_have_count(2)
+        check_screen(players[0], "judging-player", seen)
         subs.first.click()
         check_screen(czar, "judging", seen)
         # Keyboard: the confirm button is reachable and works with Enter.
@@ -138,7 +153,7 @@ def test_three_browsers_play_a_full_game(
         pytest.fail("no game over")
     for page in pages.values():
         expect(page.get_by_role("heading", name="Game over")).to_be_visible()
-        check_screen(page, "game over", seen)
+        check_screen(page, "game-over-host" if page is ada else "game-over", seen)
     expect(ada.get_by_role("button", name="Play again")).to_be_visible()
     expect(bo.get_by_role("button", name="Play again")).to_have_count(0)
     p50, worst = statistics.median(win_to_video), max(win_to_video)

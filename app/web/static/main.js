@@ -294,10 +294,11 @@ function handScreen(room) {
     h("p", { class: "hint" }, pick > 1 ? `Choose ${pick} cards in the order they fill the blanks.` : "Choose your funniest card."),
     h("div", { class: "hand", role: "group", "aria-label": "Your hand" }, cards.map((c) => {
       const order = state.selected.indexOf(c.id);
-      return h("button", { class: "card white", "aria-pressed": String(order >= 0), "aria-label": c.text,
-        "data-key": `card-${c.id}`, onclick: () => toggle(c.id) },
-      order >= 0 && pick > 1 ? h("span", { class: "order", "aria-hidden": "true" }, String(order + 1)) : null,
-      c.text);
+      // The order badge sits beside the button, so the button's name is the card's text alone.
+      return h("div", { class: "slot" },
+        h("button", { class: "card white", "aria-pressed": String(order >= 0),
+          "data-key": `card-${c.id}`, onclick: () => toggle(c.id) }, c.text),
+        order >= 0 && pick > 1 ? h("span", { class: "order", "aria-hidden": "true" }, String(order + 1)) : null);
     })),
     h("div", { class: "actions" },
       h("p", { class: "preview" }, state.selected.length ? plainSentence(room.black_card.text, state.selected.map((id) => byId.get(id))) : ""),
