@@ -158,3 +158,24 @@ def test_three_browsers_play_a_full_game(
     expect(bo.get_by_role("button", name="Play again")).to_have_count(0)
     p50, worst = statistics.median(win_to_video), max(win_to_video)
     print(f"win to playing video: p50 {p50:.2f} s, max {worst:.2f} s")  # noqa: T201
+
+
+def test_first_load_weight_and_time_to_interactive(
+    browser: Browser, web_server: AppServer, js_errors: JsErrors
+) -> None:
+    """First load of `/` (empty cache): bytes transferred, and the time until the home screen
+    answers (its forms are built after the deck list came back, next to the socket opening)."""
+    context = browser.new_context(viewport=PHONE)
+    page = js_errors.watch(context.new_page(), "first load")
+    page.goto(web_server.base_url + "/")
+    expect(page.get_by_role("button", name="Create room")).to_be_enabled()
+    page.wait_for_function("() => document.body.dataset.connected === 'true'")
+    ready_ms = page.evaluate("() => performance.now()")
+    transferred = page.evaluate(
+        "() => [...performance.getEntriesByType('navigation'), "
+        "...performance.getEntriesByType('resource')]"
+        ".reduce((sum, e) => sum + (e.transferSize || e.encodedBodySize || 0), 0)")
+    print(f"first load: {transferred / 1024:.1f} KiB, interactive after {ready_ms:.0f} ms")  # noqa: T201
+    assert transferred <= 150 * 1024
+    assert ready_ms < 3000
+    context.close()

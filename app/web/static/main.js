@@ -84,10 +84,12 @@ function leaveToHome(message) {
 
 const handlers = {
   connect: () => {
+    document.body.dataset.connected = "true"; // for tests and styles: the socket is open
     banner(false);
     if (!loadSeat()) render();
   },
   disconnect: (reason) => {
+    document.body.dataset.connected = "false";
     // The server closed us on purpose (session_replaced, too_many_connections): no retry.
     if (reason === "io server disconnect") return;
     if (state.room) banner(true);
@@ -410,7 +412,7 @@ function renderReveal() {
     const captions = `WEBVTT\n\n00:00.000 --> 59:59.000\n${text}\n`;
     media = h("video", { src: r.url, controls: true, autoplay: true, muted: true, playsinline: true,
       loop: true, preload: "auto", "data-round": r.round, "aria-label": `Video: ${text}` },
-    h("track", { kind: "captions", srclang: "en", label: "English", default: true,
+    h("track", { kind: "captions", srclang: "en", label: "English",
       src: `data:text/vtt;charset=utf-8,${encodeURIComponent(captions)}` }));
     media.muted = true; // autoplay needs it; the controls unmute
   } else if (r.failed) {
