@@ -377,6 +377,7 @@ function render() {
   const badge = $("room-badge");
   badge.hidden = !room;
   badge.textContent = room ? `Room ${room.room_code}` : "";
+  $("leave").hidden = !room;
   if (screen === "home") {
     // The home forms are built once: typing must survive re-renders.
     if (state.screen !== "home") {
@@ -459,6 +460,12 @@ async function start() {
   if (seat) banner(true); // taking the seat back: room_state clears the banner
   else render();
   net = connect(handlers);
+  $("leave").addEventListener("click", async () => {
+    if ((await act("leave_room")).ok) {
+      history.replaceState(null, "", "/");
+      leaveToHome(null);
+    }
+  });
   net.socket.io.on("reconnect_attempt", () => state.room && banner(true));
   setInterval(tick, 250);
 }
