@@ -226,8 +226,11 @@ def build_router(public_prefix: str = "/videos") -> APIRouter:
                          responses=responses(422))
     router.add_api_route("/api/winners", list_winners, methods=["GET"],
                          response_model=WinnersPage, responses=responses(422))
-    router.add_api_route("/w/{id}", share_page, methods=["GET"], **html,
-                         responses=responses(404))
+    # An HTML route's declared errors would default to text/html: they are JSON (ErrorOut).
+    error_json = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
+    json_404: dict[int | str, dict[str, Any]] = {
+        404: {"description": "not_found", "content": error_json}}
+    router.add_api_route("/w/{id}", share_page, methods=["GET"], **html, responses=json_404)
     router.add_api_route("/api/winners/{id}", take_down, methods=["DELETE"], status_code=204,
                          response_class=Response, responses=responses(401, 403, 404, 429))
     router.add_api_route("/api/rooms/{code}/history", room_history, methods=["GET"],
