@@ -169,3 +169,18 @@ async def test_gallery_on_a_real_redis_survives_a_flush(make_client: MakeClient,
     service: VideoService = client.app.state.video_service  # type: ignore[attr-defined]
     assert await service.winners.rebuild() == 1
     assert [w["id"] for w in (await client.get("/api/winners")).json()["winners"]] == [sha]
+
+
+@pytest.mark.parametrize("before", ["inf", "1e400", "0", "1.5"])
+async def test_odd_cursors_on_a_real_redis(make_client: MakeClient, redis_url: str,
+                                           before: str) -> None:
+    client = await make_client(redis_url=redis_url)
+    response = await client.get("/api/winners", params={"before": before})
+    assert response.status_code == 200, response.text
+    assert response.json() == {"winners": [], "next_before": None}
+
+
+@pytest.mark.parametrize("before", ["nan", "-1", "x"])
+async def test_bad_cursors_are_refused(client: httpx.AsyncClient, before: str) -> None:
+    response = await client.get("/api/winners", params={"before": before})
+    assert response.status_code == 422 and response.json()["error"]["code"] == "invalid_request"
