@@ -3,42 +3,48 @@ another origin (it must work offline)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
-import pytest
 
 from app.core.config import Settings
 from app.main import create_app
 from app.web.routes import STATIC_DIR
 
 
-@pytest.fixture
-async def client(tmp_path: object) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(Settings(_env_file=None, app_env="test", redis_url="memory://",
-                              pregen_enabled=False, data_dir=str(tmp_path)))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app.state.socket_app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
-            yield c
+def fetch(tmp_path: Path, paths: list[str]) -> dict[str, httpx.Response]:
+    """GET each path from an in-process app. On a thread of its own: Playwright's sync API (the
+    other tests here) keeps an event loop on the main thread, and asyncio.run refuses to nest."""
+
+    async def run() -> dict[str, httpx.Response]:
+        app = create_app(Settings(_env_file=None, app_env="test", redis_url="memory://",
+                                  pregen_enabled=False, data_dir=tmp_path))
+        transport = httpx.ASGITransport(app=app.state.socket_app)  # / and /static: no lifespan
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return {path: await client.get(path) for path in paths}
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, run()).result()
 
 
-async def test_index_and_every_file_it_loads_are_served(client: httpx.AsyncClient) -> None:
-    index = await client.get("/", params={"room": "K7QXM"})
+def test_index_and_every_file_it_loads_are_served(tmp_path: Path) -> None:
+    index = fetch(tmp_path, ["/?room=K7QXM"])["/?room=K7QXM"]
     assert index.status_code == 200
     assert index.headers["content-type"].startswith("text/html")
     assert index.headers["cache-control"] == "no-cache"
     assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', index.text)
     modules = {p.name for p in STATIC_DIR.glob("*.js")}
     assert len(assets) == 3 and modules == {"main.js", "net.js", "dom.js", "messages.js"}
-    for path in [*assets, *(f"/static/{m}" for m in modules)]:
-        response = await client.get(path)
-        assert response.status_code == 200, path
+    paths = [*assets, *(f"/static/{m}" for m in modules), "/static/nope.js"]
+    responses = fetch(tmp_path, paths)
+    for path in paths[:-1]:
+        assert responses[path].status_code == 200, path
         if path.endswith(".js"):
-            assert "javascript" in response.headers["content-type"], path
-    missing = await client.get("/static/nope.js")
-    assert missing.status_code == 404
+            assert "javascript" in responses[path].headers["content-type"], path
+    assert responses["/static/nope.js"].status_code == 404
 
 
 def test_the_client_loads_nothing_from_another_origin() -> None:
