@@ -23,6 +23,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
+from PIL import Image
 from pydantic import BaseModel
 
 from app.api.deps import AdminDep, limit_room_lookups
@@ -41,6 +42,7 @@ StorageDep = Annotated[VideoStorage, Depends(get_video_storage)]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="winners per page")]
 Before = Annotated[float | None, Query(ge=0, description="the next_before of the last page")]
 
+DEFAULT_SIZE = (640, 360)  # 360p, the default resolution, when a video has no poster
 PAGE_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https:; "
             "media-src 'self' https:; base-uri 'none'; form-action 'none'")
 STYLE = """
@@ -50,7 +52,7 @@ a{color:#ffce40}
 ol{list-style:none;padding:0}
 li{margin:0 0 1.5rem;padding:.75rem;background:#060606;border:1px solid #46464c;border-radius:8px}
 img,video{width:100%;height:auto;border-radius:4px;display:block;background:#000}
-.sentence{font-size:1.1rem;margin:.5rem 0;overflow-wrap:anywhere}
+.sentence{display:block;font-size:1.1rem;margin:.5rem 0;overflow-wrap:anywhere}
 time{color:#aaa;font-size:.85rem}
 """
 
@@ -137,10 +139,11 @@ async def winners_page(service: ServiceDep, limit: Limit = 20, before: Before = 
                        ) -> HTMLResponse:
     page = await _page(service.winners, service.storage, limit, before)
     items = "".join(
+        # One link per winner, named by its sentence (the poster beside it is decorative).
         f"<li><a href=\"{escape(w.share_url)}\"><img src=\"{escape(w.poster_url)}\" alt=\"\" "
-        f"loading=\"lazy\" width=\"640\" height=\"360\"></a>"
-        f"<p class=\"sentence\">{escape(w.sentence)}</p>"
-        f"<a href=\"{escape(w.share_url)}\">Watch the video</a> · "
+        f"loading=\"lazy\" width=\"640\" height=\"360\">"
+        f"<span class=\"sentence\">{escape(w.sentence)}</span></a>"
+        f"<a href=\"{escape(w.video_url)}\">MP4</a> · "
         f"<time datetime=\"{escape(w.won_at)}\">{escape(w.won_at[:10])}</time></li>"
         for w in page.winners)
     body = "<h1>Winners</h1>" + (f"<ol>{items}</ol>" if items else "<p>No winners yet.</p>")
@@ -157,10 +160,13 @@ async def share_page(id: str, request: Request, service: ServiceDep) -> HTMLResp
     poster = _absolute(request, storage.poster_url(id))
     page = _absolute(request, f"/w/{id}")
     title = winner.sentence
+    width, height = await asyncio.to_thread(_poster_size, storage, id)
     meta = {
         "og:type": "video.other", "og:site_name": "Punchline", "og:title": title,
         "og:url": page, "og:video": video, "og:video:type": "video/mp4",
+        "og:video:width": str(width), "og:video:height": str(height),
         "og:image": poster, "og:image:type": "image/png",
+        "og:image:width": str(width), "og:image:height": str(height),
         "twitter:card": "summary_large_image", "twitter:title": title, "twitter:image": poster,
     }
     if video.startswith("https://"):
@@ -170,10 +176,40 @@ async def share_page(id: str, request: Request, service: ServiceDep) -> HTMLResp
         f"content=\"{escape(v)}\">" for k, v in meta.items())
     body = (f"<h1 class=\"sentence\">{escape(title)}</h1>"
             f"<video controls playsinline preload=\"metadata\" poster=\"{escape(poster)}\" "
-            f"src=\"{escape(video)}\" width=\"640\" height=\"360\"></video>"
+            f"src=\"{escape(video)}\" width=\"{width}\" height=\"{height}\">"
+            f"<track kind=\"captions\" srclang=\"en\" label=\"English\" default "
+            f"src=\"/w/{id}/captions.vtt\"></video>"
             f"<p><time datetime=\"{_iso(winner.won_at)}\">{_iso(winner.won_at)[:10]}</time> · "
             "<a href=\"/winners\">More winners</a> · <a href=\"/\">Play Punchline</a></p>")
     return _html(body, title, head)
+
+
+def _poster_size(storage: VideoStorage, sha: str) -> tuple[int, int]:
+    """The video's frame size, read from its poster's PNG header (any provider's size)."""
+    path = storage.poster(sha)
+    if path is not None:
+        try:
+            with Image.open(path) as image:
+                return image.size
+        except (OSError, ValueError):
+            pass
+    return DEFAULT_SIZE
+
+
+def _vtt_text(text: str) -> str:
+    """Cue text: `&`, `<` and `>` are markup in WebVTT, and a blank line would end the cue."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return " ".join(text.split()).replace("-->", "--&gt;")
+
+
+async def captions(id: str, service: ServiceDep) -> Response:
+    """The sentence as one caption for the whole video (the narration, when there is one)."""
+    winner = await _winner(service.winners, id)
+    meta = await asyncio.to_thread(service.storage.read_meta, id)
+    seconds = meta.duration if meta is not None and meta.duration > 0 else 60.0
+    end = f"{int(seconds // 3600):02d}:{int(seconds % 3600 // 60):02d}:{seconds % 60:06.3f}"
+    body = f"WEBVTT\n\n00:00:00.000 --> {end}\n{_vtt_text(winner.sentence)}\n"
+    return Response(body, media_type="text/vtt", headers={"X-Content-Type-Options": "nosniff"})
 
 
 async def serve_poster(id: str, storage: StorageDep) -> FileResponse:
@@ -231,6 +267,10 @@ def build_router(public_prefix: str = "/videos") -> APIRouter:
     json_404: dict[int | str, dict[str, Any]] = {
         404: {"description": "not_found", "content": error_json}}
     router.add_api_route("/w/{id}", share_page, methods=["GET"], **html, responses=json_404)
+    router.add_api_route("/w/{id}/captions.vtt", captions, methods=["GET"],
+                         response_class=Response, responses={
+                             200: {"description": "WebVTT captions", "content": {"text/vtt": {}}},
+                             **responses(404)})
     router.add_api_route("/api/winners/{id}", take_down, methods=["DELETE"], status_code=204,
                          response_class=Response, responses=responses(401, 403, 404, 429))
     router.add_api_route("/api/rooms/{code}/history", room_history, methods=["GET"],

@@ -75,6 +75,16 @@ async def test_share_page_has_meta_tags_and_escapes_card_text(client: httpx.Asyn
     assert meta.tags["twitter:card"] == "summary_large_image"
     assert meta.tags["og:url"] == f"http://testserver/w/{sha}"
     assert meta.videos and meta.videos[0]["src"] == meta.tags["og:video"]
+    assert (meta.tags["og:video:width"], meta.tags["og:video:height"]) == ("640", "360")
+    assert (meta.tags["og:image:width"], meta.tags["og:image:height"]) == ("640", "360")
+    # The captions track: the sentence as one cue, its markup escaped for WebVTT.
+    assert f'src="/w/{sha}/captions.vtt"' in page
+    vtt = await client.get(f"/w/{sha}/captions.vtt")
+    assert vtt.status_code == 200 and vtt.headers["content-type"].startswith("text/vtt")
+    lines = vtt.text.splitlines()
+    assert lines[0] == "WEBVTT" and lines[2].startswith("00:00:00.000 --> 00:00:0")
+    assert lines[3] == ("Never trust \"&lt;script&gt;alert('pwned')&lt;/script&gt; &amp; "
+                        "&lt;b&gt;bold&lt;/b&gt;\" in a card.")
     # What the tags point at is there: the video and its poster.
     video = await client.get(f"/videos/{sha}.mp4")
     assert video.status_code == 200 and video.headers["content-type"] == "video/mp4"
@@ -88,6 +98,7 @@ async def test_share_page_has_meta_tags_and_escapes_card_text(client: httpx.Asyn
 
 
 @pytest.mark.parametrize("path", ["/w/" + "0" * 64, "/w/nope", "/w/" + "A" * 64,
+                                  "/w/" + "0" * 64 + "/captions.vtt",
                                   "/videos/" + "0" * 64 + ".png", "/videos/nope.png"])
 async def test_unknown_ids_answer_404_in_the_one_error_shape(client: httpx.AsyncClient,
                                                              path: str) -> None:
