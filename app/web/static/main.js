@@ -334,10 +334,12 @@ function roundScreen(room) {
             state.chosen = s.submission_id;
             render();
           } }, plainSentence(room.black_card.text, s.cards)))),
-      h("button", { class: "primary", "data-key": "pick", disabled: !state.chosen, onclick: async (e) => {
-        e.currentTarget.disabled = true;
-        await act("pick_winner", { submission_id: state.chosen });
-      } }, "Pick winner"));
+      h("div", { class: "actions" },
+        h("p", { class: "preview" }, state.chosen ? "Confirm your choice:" : ""),
+        h("button", { class: "primary", "data-key": "pick", disabled: !state.chosen, onclick: async (e) => {
+          e.currentTarget.disabled = true;
+          await act("pick_winner", { submission_id: state.chosen });
+        } }, "Pick winner")));
     } else {
       out.push(h("ul", { class: "subs", "aria-label": "Submissions" }, subs.map((s) =>
         h("li", { class: "card white sub" }, plainSentence(room.black_card.text, s.cards)))));
