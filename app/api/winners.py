@@ -27,6 +27,7 @@ from PIL import Image
 from pydantic import BaseModel
 
 from app.api.deps import AdminDep, limit_room_lookups
+from app.cache.errors import CacheBackendError
 from app.core.errors import ApiError, responses
 from app.game import events as ev
 from app.game.registry import RoomRegistry, get_registry
@@ -220,7 +221,12 @@ async def serve_poster(id: str, storage: StorageDep) -> FileResponse:
 
 
 async def take_down(id: str, _admin: AdminDep, service: ServiceDep) -> Response:
-    if not await service.winners.take_down(id):
+    try:
+        done = await service.winners.take_down(id)
+    except CacheBackendError as exc:
+        raise ApiError(503, "unavailable", f"the winners index is unavailable ({exc}); "
+                       "retry when Redis is back") from None
+    if not done:
         raise ApiError(404, "winner_not_found", "no such winner in the gallery")
     return Response(status_code=204)
 
@@ -272,7 +278,8 @@ def build_router(public_prefix: str = "/videos") -> APIRouter:
                              200: {"description": "WebVTT captions", "content": {"text/vtt": {}}},
                              **responses(404)})
     router.add_api_route("/api/winners/{id}", take_down, methods=["DELETE"], status_code=204,
-                         response_class=Response, responses=responses(401, 403, 404, 429))
+                         response_class=Response,
+                         responses=responses(401, 403, 404, 429, 503))
     router.add_api_route("/api/rooms/{code}/history", room_history, methods=["GET"],
                          response_model=RoomHistory, tags=["rooms"],
                          dependencies=[Depends(limit_room_lookups)], responses=responses(404, 429))

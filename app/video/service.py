@@ -34,6 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, overload
 
+from app.cache.connection import is_memory_url
 from app.cache.entry import CacheEntry, utc_now_iso
 from app.cache.errors import CacheBackendError
 from app.core.cards import Combination
@@ -130,7 +131,8 @@ class VideoService:
         self.storage = storage or VideoStorage(settings.resolved_video_dir,
                                                settings.video_public_prefix)
         self.popularity = popularity or PopularityTracker(cache.shared)
-        self.winners = WinnersIndex(cache.shared, self.storage)  # the public gallery
+        self.winners = WinnersIndex(cache.shared, self.storage,  # the public gallery
+                                    uses_redis=not is_memory_url(settings.redis_url))
         self.clock = clock
         # The lambda reads `self.clock` on every call, so a test may swap the clock later.
         self.negative = NegativeCache(settings.video_negative_ttl, cache.shared,

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.cache.errors import CacheBackendError
+from app.cache.errors import CacheBackendError, RedisUnavailable
 from app.cache.shared import SharedRedis
 from app.core.cards import Combination
 from app.video.storage import SHA_RE, VideoStorage, sha_of_key
@@ -134,8 +134,9 @@ class RecordStore:
 
 class WinnersIndex:
     def __init__(self, shared: SharedRedis, storage: VideoStorage,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, *, uses_redis: bool = True) -> None:
         self.shared = shared
+        self.uses_redis = uses_redis  # False with REDIS_URL=memory://
         self.storage = storage
         self.records = RecordStore(storage)
         self.clock = clock
@@ -156,6 +157,9 @@ class WinnersIndex:
         The same combination winning again moves up to the top (its time is the latest win).
         """
         sha = sha_of_key(combo.key)
+        if not await asyncio.to_thread(self.storage.exists, sha):
+            logger.warning("winner %s has no stored video; not in the gallery", sha[:12])
+            return None
         previous = await asyncio.to_thread(self.records.read, sha)
         if previous is not None and previous.taken_down:
             return None
@@ -180,9 +184,17 @@ class WinnersIndex:
                            winner.sha[:12], exc)
 
     async def take_down(self, sha: str) -> bool:
-        """Remove a winner from the gallery for good; False if `sha` is no known winner."""
+        """Remove a winner from the gallery for good; False if `sha` is no known winner.
+
+        With Redis configured, it must be reachable: otherwise `RedisUnavailable` is raised
+        before anything changes (Redis would go on listing the winner after the outage, since
+        a rebuild adds and never deletes). A failure after the record on disk is written also
+        raises; calling again finishes the job.
+        """
         if not SHA_RE.fullmatch(sha):
             return False
+        if self.uses_redis and not self.shared.available:
+            raise RedisUnavailable("Redis is unreachable; nothing was taken down")
         record = await asyncio.to_thread(self.records.read, sha)
         indexed = await self.get(sha, disk=False)
         if indexed is None and (record is None or record.taken_down):
@@ -193,8 +205,6 @@ class WinnersIndex:
                                 Record(base.sentence, base.won_at, taken_down=True))
         (await self._mem()).pop(sha, None)
         if self.shared.available:
-            # Raises CacheBackendError on an outage: the disk says taken down, but Redis would
-            # still list it, so the caller must hear it (the rebuild does not delete).
             await self.shared.zrem(ZSET_KEY, sha)
             await self.shared.delete(ENTRY_PREFIX + sha)
         logger.info("winner %s taken down", sha[:12])

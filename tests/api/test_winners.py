@@ -16,6 +16,7 @@ from app.core.cards import Combination
 from app.video.service import VideoService
 from app.video.storage import sha_of_key
 from tests.api.conftest import MakeClient
+from tests.support.redis_server import free_port
 
 HOSTILE = Combination('Never trust "_" in a card.',
                       ["<script>alert('pwned')</script> & <b>bold</b>"])
@@ -195,3 +196,16 @@ async def test_odd_cursors_on_a_real_redis(make_client: MakeClient, redis_url: s
 async def test_bad_cursors_are_refused(client: httpx.AsyncClient, before: str) -> None:
     response = await client.get("/api/winners", params={"before": before})
     assert response.status_code == 422 and response.json()["error"]["code"] == "invalid_request"
+
+
+async def test_take_down_waits_for_an_unreachable_redis(make_client: MakeClient) -> None:
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    client = await make_client(redis_url=dead, admin_token=TOKEN)
+    sha = await win(client, HOSTILE)  # recorded on disk and in memory while Redis is down
+    response = await client.delete(f"/api/winners/{sha}",
+                                   headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == 503 and response.json()["error"]["code"] == "unavailable"
+    assert (await client.get(f"/w/{sha}")).status_code == 200  # nothing changed
+    service: VideoService = client.app.state.video_service  # type: ignore[attr-defined]
+    record = service.winners.records.read(sha)
+    assert record is not None and not record.taken_down

@@ -102,6 +102,8 @@ async def test_a_take_down_survives_records_and_rebuilds(
     assert await service.winners.get(gone_sha) is None
     assert not await service.winners.take_down("1" * 64)  # never a winner
     assert not await service.winners.take_down("not-a-sha")
+    # a combination without a stored video never enters the gallery
+    assert await service.record_winner(Combination("Never _.", ["rendered"])) is None
     # winning again does not bring it back
     assert await service.record_winner(gone) is None
     # Redis loses everything: the rebuild restores the gallery from the records, minus the
