@@ -24,7 +24,7 @@ import socketio
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from app.api import cache, decks, health, metrics, rooms, videos, winners
+from app.api import admin, cache, decks, health, metrics, rooms, videos, winners
 from app.api.deps import get_video_cache
 from app.core.config import Settings, get_settings
 from app.core.errors import install_error_handlers, use_error_shape_in_openapi
@@ -109,7 +109,7 @@ def create_app(settings: Settings | None = None, *, cache_facade: VideoCache | N
             allow_methods=["GET", "HEAD", "DELETE", "POST", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "Range"],
             expose_headers=["Retry-After", "Content-Range", "Accept-Ranges", "Content-Length"])
-    for module in (health, cache, videos, rooms, decks, metrics):
+    for module in (health, cache, videos, rooms, decks, metrics, admin):
         app.include_router(module.router)
     # Before the video routes: the poster route shares their prefix.
     app.include_router(winners.build_router(settings.video_public_prefix))
