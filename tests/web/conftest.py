@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.support.app_server import AppServer, run_app_server
 
@@ -28,6 +28,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
     return {**browser_type_launch_args, "executable_path": CHROMIUM}
+
+
+@pytest.fixture(scope="module")
+def browser(browser_type_launch_args: dict[str, Any]) -> Iterator[Browser]:
+    """Replaces pytest-playwright's session-wide browser: Playwright's sync API keeps an event
+    loop running on this thread while its driver lives, and pytest-asyncio cannot run an async
+    test then. Stopping the driver after each module lets async tests follow in the same
+    process (`pytest -n auto` mixes the directories)."""
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(**browser_type_launch_args)
+        yield chromium
+        chromium.close()
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.support.app_server import AppServer
 from tests.web.conftest import JsErrors, axe_violations
@@ -47,6 +48,19 @@ def check_screen(page: Page, screen: str, seen: list[str]) -> None:
             page.screenshot(path=str(Path(SHOTS) / f"{screen}-{size}.png"), full_page=True)
     page.set_viewport_size(own)
     assert axe_violations(page) == [], screen
+
+
+def wait_for_video(page: Page, server: AppServer) -> None:
+    try:
+        page.wait_for_function(VIDEO_PLAYING, timeout=30_000)
+    except PlaywrightTimeoutError:
+        state = page.evaluate("""() => {
+          const v = document.querySelector('#reveal video');
+          return {reveal: document.querySelector('#reveal').innerText, video: v && {
+            src: v.currentSrc, readyState: v.readyState, duration: v.duration, paused: v.paused,
+            networkState: v.networkState, error: v.error && v.error.message}};
+        }""")
+        raise AssertionError(f"no playing video: {state}\n{server.log[-3000:]}") from None
 
 
 def form(page: Page, name: str) -> Locator:
@@ -144,7 +158,7 @@ def test_three_browsers_play_a_full_game(
         won_at = time.monotonic()
         for page in pages.values():
             expect(page.locator("#reveal h2")).to_have_text(re.compile(rf"wins round {rnd}$"))
-            page.wait_for_function(VIDEO_PLAYING, timeout=30_000)
+            wait_for_video(page, web_server)
             win_to_video.append(time.monotonic() - won_at)
             check_screen(page, "reveal", seen)
         if ada.get_by_role("heading", name="Game over").is_visible():

@@ -3,9 +3,7 @@ another origin (it must work offline)."""
 
 from __future__ import annotations
 
-import asyncio
 import re
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -15,23 +13,17 @@ from app.main import create_app
 from app.web.routes import STATIC_DIR
 
 
-def fetch(tmp_path: Path, paths: list[str]) -> dict[str, httpx.Response]:
-    """GET each path from an in-process app. On a thread of its own: Playwright's sync API (the
-    other tests here) keeps an event loop on the main thread, and asyncio.run refuses to nest."""
-
-    async def run() -> dict[str, httpx.Response]:
-        app = create_app(Settings(_env_file=None, app_env="test", redis_url="memory://",
-                                  pregen_enabled=False, data_dir=tmp_path))
-        transport = httpx.ASGITransport(app=app.state.socket_app)  # / and /static: no lifespan
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            return {path: await client.get(path) for path in paths}
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, run()).result()
+async def fetch(tmp_path: Path, paths: list[str]) -> dict[str, httpx.Response]:
+    """GET each path from an in-process app (`/` and `/static` need no lifespan)."""
+    app = create_app(Settings(_env_file=None, app_env="test", redis_url="memory://",
+                              pregen_enabled=False, data_dir=tmp_path))
+    transport = httpx.ASGITransport(app=app.state.socket_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        return {path: await client.get(path) for path in paths}
 
 
-def test_index_and_every_file_it_loads_are_served(tmp_path: Path) -> None:
-    index = fetch(tmp_path, ["/?room=K7QXM"])["/?room=K7QXM"]
+async def test_index_and_every_file_it_loads_are_served(tmp_path: Path) -> None:
+    index = (await fetch(tmp_path, ["/?room=K7QXM"]))["/?room=K7QXM"]
     assert index.status_code == 200
     assert index.headers["content-type"].startswith("text/html")
     assert index.headers["cache-control"] == "no-cache"
@@ -39,7 +31,7 @@ def test_index_and_every_file_it_loads_are_served(tmp_path: Path) -> None:
     modules = {p.name for p in STATIC_DIR.glob("*.js")}
     assert len(assets) == 3 and modules == {"main.js", "net.js", "dom.js", "messages.js"}
     paths = [*assets, *(f"/static/{m}" for m in modules), "/static/nope.js"]
-    responses = fetch(tmp_path, paths)
+    responses = await fetch(tmp_path, paths)
     for path in paths[:-1]:
         assert responses[path].status_code == 200, path
         if path.endswith(".js"):

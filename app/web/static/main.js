@@ -413,11 +413,17 @@ function renderReveal() {
     const existing = box.querySelector("video");
     if (existing && existing.dataset.round === String(r.round)) return; // playing: leave it be
     const captions = `WEBVTT\n\n00:00.000 --> 59:59.000\n${text}\n`;
-    media = h("video", { src: r.url, controls: true, autoplay: true, muted: true, playsinline: true,
+    // play() rather than the autoplay attribute: Chromium pauses a muted *autoplaying* video
+    // while it is scrolled out of view, and a player choosing cards below it may be there.
+    media = h("video", { src: r.url, controls: true, muted: true, playsinline: true,
       loop: true, preload: "auto", "data-round": r.round, "aria-label": `Video: ${text}` },
     h("track", { kind: "captions", srclang: "en", label: "English",
       src: `data:text/vtt;charset=utf-8,${encodeURIComponent(captions)}` }));
-    media.muted = true; // autoplay needs it; the controls unmute
+    media.muted = true; // playing without a click needs it; the controls unmute
+    const video = media;
+    video.addEventListener("canplay", () => video.play().catch(() => {
+      // refused (a browser's policy): the controls are there to start it
+    }), { once: true });
   } else if (r.failed) {
     media = h("p", { class: "video-msg error" }, "The video could not be made this time.");
   } else {
