@@ -23,7 +23,7 @@ import secrets
 import time
 from html import escape
 from typing import Annotated, Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -228,10 +228,12 @@ def dashboard(stats: dict[str, Any], csrf: str, notice: str = "", error: bool = 
 
 # --- guards -----------------------------------------------------------------------------------
 def same_origin(request: Request) -> bool:
-    """A browser names the page a POST comes from; it must be this site. Without the header
-    (curl, old browsers) SameSite=Strict and the form token still stand."""
+    """A browser names the site a POST comes from; it must be this host. Without the header
+    (curl, old browsers) SameSite=Strict and the form token still stand. Only the host is
+    compared: behind a TLS proxy that is not trusted (FORWARDED_ALLOW_IPS) the app sees http
+    while the browser says https. `Origin: null` (sandboxed, opaque) is refused."""
     origin = request.headers.get("origin")
-    return origin is None or origin == f"{request.url.scheme}://{request.url.netloc}"
+    return origin is None or urlsplit(origin).netloc == request.url.netloc
 
 
 async def read_form(request: Request) -> dict[str, str]:
