@@ -5,13 +5,16 @@ from __future__ import annotations
 import re
 import time
 from http.cookies import SimpleCookie
+from pathlib import Path
 
 import httpx
+import pytest
 
 from app.api.admin import COOKIE, csrf_token, session_valid, sign_session
 from app.core.cards import Combination
 from tests.api.conftest import MakeClient
 from tests.api.test_winners import HOSTILE, win
+from tests.support.app_server import MAKE_RUN_COMMAND, run_app_server
 
 TOKEN = "s3cret-admin-token"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -255,3 +258,22 @@ async def test_wrong_token_limit_applies_to_the_form(make_client: MakeClient) ->
     api = await client.delete("/api/winners/" + "0" * 64,
                               headers={"Authorization": f"Bearer {TOKEN}"})
     assert api.status_code == 429
+
+
+@pytest.mark.slow
+def test_real_server_sign_in_and_dashboard(redis_url: str, tmp_path: Path) -> None:
+    """Under uvicorn (`make run`'s command), as a browser would: Origin set, cookie kept."""
+    env = {"REDIS_URL": redis_url, "ADMIN_TOKEN": TOKEN}
+    with run_app_server(tmp_path, env, command=MAKE_RUN_COMMAND) as server, \
+            httpx.Client(base_url=server.base_url, follow_redirects=True) as browser:
+        origin = {"Origin": server.base_url}
+        assert "Admin token" in browser.get("/admin").text
+        page = browser.post("/admin/login", data={"token": TOKEN}, headers=origin)
+        no_token_in_urls(page)
+        assert page.status_code == 200 and str(page.url) == f"{server.base_url}/admin"
+        assert "<dt>Cache type</dt><dd>redis</dd>" in page.text
+        header = page.history[0].headers["set-cookie"]
+        assert "HttpOnly" in header and "SameSite=strict" in header and "Path=/admin" in header
+        out = browser.post("/admin/logout", data={"csrf": csrf_of(page.text)}, headers=origin)
+        assert "Admin token" in out.text
+    assert TOKEN not in server.log
