@@ -170,6 +170,11 @@ def test_three_browsers_play_a_full_game(
         check_screen(page, "game-over-host" if page is ada else "game-over", seen)
     expect(ada.get_by_role("button", name="Play again")).to_be_visible()
     expect(bo.get_by_role("button", name="Play again")).to_have_count(0)
+    ada.get_by_role("button", name="Play again").click()
+    for page in pages.values():  # a new game: round 1 again, scores back to 0
+        expect(page.get_by_role("heading", name="Round 1")).to_be_visible()
+        scores = page.get_by_role("region", name=re.compile("Scores")).get_by_role("listitem")
+        expect(scores).to_have_text([re.compile(r"\D0$")] * 3)
     p50, worst = statistics.median(win_to_video), max(win_to_video)
     print(f"win to playing video: p50 {p50:.2f} s, max {worst:.2f} s")  # noqa: T201
 
