@@ -349,7 +349,7 @@ async def stats_json(request: Request, settings: SettingsDep, limits: RateLimits
     if not settings.admin_token:
         return error_response(403, "admin_disabled",
                               "admin operations are disabled: set ADMIN_TOKEN to enable them")
+    await enforce(limits, "http_admin", client_address(request), settings.http_rate_limit_admin)
     if _session(request, settings) is None:
         return error_response(401, "unauthorized", "sign in at /admin first")
-    await enforce(limits, "http_admin", client_address(request), settings.http_rate_limit_admin)
     return JSONResponse(await collect(cache, service), headers={"Cache-Control": "no-store"})

@@ -277,3 +277,12 @@ def test_real_server_sign_in_and_dashboard(redis_url: str, tmp_path: Path) -> No
         out = browser.post("/admin/logout", data={"csrf": csrf_of(page.text)}, headers=origin)
         assert "Admin token" in out.text
     assert TOKEN not in server.log
+
+
+async def test_page_views_count_against_the_admin_rate(make_client: MakeClient) -> None:
+    client = await make_client(admin_token=TOKEN, http_rate_limit_admin="3/minute")
+    await sign_in(client)
+    codes = [(await client.get("/admin")).status_code for _ in range(3)]
+    assert codes == [200, 200, 429]
+    stats = await client.get("/admin/stats.json")
+    assert stats.status_code == 429 and stats.json()["error"]["code"] == "rate_limited"
