@@ -14,6 +14,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from tests.support.app_server import AppServer, run_app_server
 
 CHROMIUM = os.environ.get("PUNCHLINE_CHROMIUM", "/usr/lib/chromium/chromium-headless-shell")
+SHOTS = os.environ.get("PUNCHLINE_SCREENSHOTS", "")  # a folder: screenshots of each screen
 AXE = Path(__file__).parent / "vendor" / "axe.min.js"  # axe-core 4.14.1, MPL-2.0
 
 

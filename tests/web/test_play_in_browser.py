@@ -4,7 +4,6 @@ the seat, no JavaScript error anywhere, and axe-core finds nothing serious on an
 
 from __future__ import annotations
 
-import os
 import re
 import statistics
 import time
@@ -15,13 +14,12 @@ from playwright.sync_api import Browser, Locator, Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.support.app_server import AppServer
-from tests.web.conftest import JsErrors, axe_violations
+from tests.web.conftest import SHOTS, JsErrors, axe_violations
 
 pytestmark = pytest.mark.slow
 
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
-SHOTS = os.environ.get("PUNCHLINE_SCREENSHOTS", "")
 VIDEO_PLAYING = """() => {
   const v = document.querySelector('#reveal video');
   return v !== null && v.readyState >= 2 && v.duration > 0 && !v.paused;

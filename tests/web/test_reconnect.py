@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from playwright.sync_api import Browser, expect
 
 from tests.support.app_server import AppServer
-from tests.web.conftest import JsErrors
+from tests.web.conftest import SHOTS, JsErrors
 
 pytestmark = pytest.mark.slow
 
@@ -25,6 +27,8 @@ def test_a_dropped_network_shows_the_banner_then_the_seat_comes_back(
     context.set_offline(True)
     expect(banner).to_be_visible(timeout=15_000)
     expect(page.locator("body")).to_have_attribute("data-connected", "false")
+    if SHOTS:
+        page.screenshot(path=str(Path(SHOTS) / "reconnecting-desktop.png"))
     context.set_offline(False)
     expect(banner).to_be_hidden(timeout=15_000)
     expect(page.get_by_role("list", name="Players").get_by_text("Ada (you)")).to_be_visible()

@@ -76,6 +76,7 @@ function onVideoFailed(failed) {
 
 function leaveToHome(message) {
   clearSeat();
+  banner(false);
   state.room = state.hand = state.me = state.reveal = state.gameOver = null;
   if (message) notice(message, "error");
   render();
