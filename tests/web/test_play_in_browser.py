@@ -96,6 +96,10 @@ def test_three_browsers_play_a_full_game(
     check_screen(bo, "home-invited", seen)
     join.get_by_label("Your name").fill("Bo")
     join.get_by_role("button", name="Join room").click()
+    expect(ada.get_by_role("list", name="Players").get_by_role("listitem")).to_have_count(2)
+    # The host starts changing a setting (update_settings) while Cy joins: the typing survives.
+    ada.get_by_text("Room settings").click()
+    ada.get_by_label("Seconds to submit").fill("300")
     # Cy types the code by hand.
     cy.goto(url)
     join = form(cy, "Join a game")
@@ -105,9 +109,8 @@ def test_three_browsers_play_a_full_game(
     for page in pages.values():
         expect(page.get_by_role("list", name="Players").get_by_role("listitem")).to_have_count(3)
         check_screen(page, "lobby-host" if page is ada else "lobby", seen)
-    # The host changes a setting in the lobby (update_settings); everyone sees it.
-    ada.get_by_text("Room settings").click()
-    ada.get_by_label("Seconds to submit").fill("300")
+    expect(ada.get_by_label("Seconds to submit")).to_have_value("300")
+    expect(ada.get_by_label("Seconds to submit")).to_be_focused()
     ada.get_by_role("button", name="Save settings").click()
     expect(bo.get_by_text("300 s to submit")).to_be_visible()
     ada.get_by_role("button", name="Start game").click()

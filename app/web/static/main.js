@@ -160,14 +160,15 @@ function field(label, input, hint) {
 }
 
 function numberInput(name, value, min, max, extra = {}) {
-  return h("input", { name, type: "number", min, max, value: value ?? "", inputmode: "numeric", ...extra });
+  return h("input", { name, type: "number", min, max, value: value ?? "", inputmode: "numeric",
+    "data-key": `setting-${name}`, ...extra });
 }
 
 function settingsFields(s) {
   const deckList = h("fieldset", { class: "decks" }, h("legend", {}, "Decks"),
     (state.decks ?? [{ id: "punchline-cc0", name: "Punchline CC0", white_cards: 0, black_cards: 0 }])
       .map((d) => h("label", { class: "check" },
-        h("input", { type: "checkbox", name: "deck", value: d.id,
+        h("input", { type: "checkbox", name: "deck", value: d.id, "data-key": `deck-${d.id}`,
           checked: (s.deck_ids ?? ["punchline-cc0"]).includes(d.id) }),
         ` ${d.name}${d.white_cards ? ` (${d.black_cards} black, ${d.white_cards} white)` : ""}`)));
   return [
@@ -248,16 +249,19 @@ function lobbyScreen(room) {
     host
       ? h("button", { class: "primary", "data-key": "start", onclick: () => act("start_game") }, "Start game")
       : h("p", { class: "wait" }, `Waiting for the host to start (${room.players.length} of at least 3 players here).`))];
-  if (host && !room.paused) {
+  const kept = state.screen === "lobby" ? $("settings-form") : null;
+  if (host && !room.paused && kept) {
+    out.push(kept); // the same form: what the host is typing survives other players' comings
+  } else if (host && !room.paused) {
     out.push(h("form", { class: "panel", "aria-labelledby": "settings-h", id: "settings-form",
       onsubmit: async (e) => {
         e.preventDefault();
         const ack = await act("update_settings", { settings: readSettings(e.currentTarget) });
         if (ack.ok) notice("Settings saved.");
       } },
-    h("details", {}, h("summary", { id: "settings-h" }, "Room settings"),
+    h("details", {}, h("summary", { id: "settings-h", "data-key": "settings-summary" }, "Room settings"),
       h("div", { class: "grid" }, settingsFields(room.settings)),
-      h("button", { type: "submit" }, "Save settings"))));
+      h("button", { type: "submit", "data-key": "save-settings" }, "Save settings"))));
   } else {
     const s = room.settings;
     out.push(h("p", { class: "muted" }, `First to ${s.score_limit} points. ` +
@@ -388,9 +392,7 @@ function render() {
       document.title = "Punchline";
     }
   } else if (screen === "lobby") {
-    const form = $("settings-form");
-    const keep = state.screen === "lobby" && form && form.contains(document.activeElement);
-    if (!keep) swap($("screen"), lobbyScreen(room));
+    swap($("screen"), lobbyScreen(room));
     document.title = `Lobby ${room.room_code} · Punchline`;
   } else if (screen === "round") {
     swap($("screen"), roundScreen(room));
