@@ -164,13 +164,16 @@ function numberInput(name, value, min, max, extra = {}) {
     "data-key": `setting-${name}`, ...extra });
 }
 
-function settingsFields(s) {
-  const deckList = h("fieldset", { class: "decks" }, h("legend", {}, "Decks"),
+function deckList(chosen) {
+  return h("fieldset", { class: "decks" }, h("legend", {}, "Decks"),
     (state.decks ?? [{ id: "punchline-cc0", name: "Punchline CC0", white_cards: 0, black_cards: 0 }])
       .map((d) => h("label", { class: "check" },
         h("input", { type: "checkbox", name: "deck", value: d.id, "data-key": `deck-${d.id}`,
-          checked: (s.deck_ids ?? ["punchline-cc0"]).includes(d.id) }),
+          checked: chosen.includes(d.id) }),
         ` ${d.name}${d.white_cards ? ` (${d.black_cards} black, ${d.white_cards} white)` : ""}`)));
+}
+
+function settingsFields(s) {
   return [
     field("Points to win", numberInput("score_limit", s.score_limit ?? 7, 1, 50)),
     field("Max players", numberInput("max_players", s.max_players ?? 10, 3, 20)),
@@ -179,7 +182,7 @@ function settingsFields(s) {
       { placeholder: "no timer" }), "Empty: no timer"),
     field("Seconds to judge", numberInput("judge_seconds", s.judge_seconds, 5, 600,
       { placeholder: "no timer" }), "Empty: no timer"),
-    deckList,
+    deckList(s.deck_ids ?? ["punchline-cc0"]),
   ];
 }
 
@@ -456,17 +459,23 @@ function tick() {
   el.classList.toggle("low", left <= 10);
 }
 
+// The deck list arrives after the first render: the forms' deck choices are filled in then.
 async function loadDecks() {
   try {
     const res = await fetch("/api/decks");
-    if (res.ok) state.decks = (await res.json()).decks;
+    if (!res.ok) return;
+    state.decks = (await res.json()).decks;
   } catch {
-    // the default deck is offered without counts
+    return; // the default deck is offered without counts
+  }
+  for (const old of document.querySelectorAll("#screen fieldset.decks")) {
+    const chosen = [...old.querySelectorAll("input:checked")].map((i) => i.value);
+    old.replaceWith(deckList(chosen));
   }
 }
 
-async function start() {
-  await loadDecks();
+function start() {
+  loadDecks();
   const seat = loadSeat();
   if (seat) banner(true); // taking the seat back: room_state clears the banner
   else render();
