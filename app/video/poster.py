@@ -9,28 +9,19 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import av
-
 from app.video.errors import StorageError
+from app.video.mp4 import open_video
 
 
 def last_frame_png(path: Path) -> bytes:
     """The last decodable video frame of the MP4 at `path`, encoded as PNG."""
-    try:
-        with av.open(str(path), mode="r") as container:
-            if not container.streams.video:
-                raise StorageError("the file has no video stream")
-            stream = container.streams.video[0]
-            last = None
-            for frame in container.decode(stream):
-                last = frame
-            if last is None:
-                raise StorageError("the video has no frame")
-            image = last.to_image()  # type: ignore[no-untyped-call]
-    except StorageError:
-        raise
-    except (av.FFmpegError, OSError, ValueError) as exc:
-        raise StorageError(f"cannot read a poster frame: {exc}") from exc
+    with open_video(path, "cannot read a poster frame") as (container, stream):
+        last = None
+        for frame in container.decode(stream):
+            last = frame
+        if last is None:
+            raise StorageError("the video has no frame")
+        image = last.to_image()
     out = io.BytesIO()
     image.save(out, format="PNG")
     return out.getvalue()

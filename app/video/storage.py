@@ -28,6 +28,7 @@ import av
 
 from app.core.cards import KEY_PREFIX
 from app.video.errors import StorageError
+from app.video.mp4 import open_video
 from app.video.poster import last_frame_png
 
 logger = logging.getLogger(__name__)
@@ -83,21 +84,13 @@ class VideoMeta:
 
 def probe_mp4(path: Path) -> float:
     """Check that `path` is an MP4 with a decodable video stream; return its duration (s)."""
-    try:
-        with av.open(str(path), mode="r") as container:
-            if not container.streams.video:
-                raise StorageError("the file has no video stream")
-            stream = container.streams.video[0]
-            next(container.decode(stream))
-            if container.duration is not None:
-                return container.duration / av.time_base
-            if stream.duration is not None and stream.time_base is not None:
-                return float(stream.duration * stream.time_base)
-            return 0.0
-    except StorageError:
-        raise
-    except (av.FFmpegError, OSError, StopIteration, ValueError) as exc:
-        raise StorageError(f"not a playable video: {exc}") from exc
+    with open_video(path, "not a playable video") as (container, stream):
+        next(container.decode(stream))
+        if container.duration is not None:
+            return float(container.duration / av.time_base)
+        if stream.duration is not None and stream.time_base is not None:
+            return float(stream.duration * stream.time_base)
+        return 0.0
 
 
 def _fsync_dir(directory: Path) -> None:
