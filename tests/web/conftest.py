@@ -43,10 +43,9 @@ def browser(browser_type_launch_args: dict[str, Any]) -> Iterator[Browser]:
         chromium.close()
 
 
-@pytest.fixture(scope="session")
-def web_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
-    """One real server for the browser tests: rooms in memory, the real LocalRenderer."""
-    env = {
+def web_env(**overrides: str) -> dict[str, str]:
+    """A browser test server's environment: rooms in memory, the real LocalRenderer."""
+    return {
         "APP_ENV": "test",
         "LOG_LEVEL": "INFO",
         "REDIS_URL": "memory://",
@@ -55,8 +54,14 @@ def web_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
         "VIDEO_RENDER_WORKERS": "2",
         "PREGEN_ENABLED": "false",
         "RECONNECT_GRACE_SECONDS": "30",
+        **overrides,
     }
-    with run_app_server(tmp_path_factory.mktemp("web"), env) as server:
+
+
+@pytest.fixture(scope="session")
+def web_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    """One real server for the browser tests: rooms in memory, the real LocalRenderer."""
+    with run_app_server(tmp_path_factory.mktemp("web"), web_env()) as server:
         yield server
 
 

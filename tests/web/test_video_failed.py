@@ -10,24 +10,21 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from tests.support.app_server import AppServer, run_app_server
-from tests.web.conftest import JsErrors
+from tests.web.conftest import JsErrors, web_env
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def failing_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
-    env = {
-        "APP_ENV": "test",
-        "REDIS_URL": "memory://",
-        "VIDEO_PROVIDER": "http",
-        "HTTP_PROVIDER_SUBMIT_URL": "http://127.0.0.1:9/render",  # the discard port: refused
-        "HTTP_PROVIDER_STATUS_URL": "http://127.0.0.1:9/render/{job_id}",
-        "HTTP_PROVIDER_DEADLINE": "3",
-        "HTTP_PROVIDER_FALLBACK_LOCAL": "false",
-        "SPECULATIVE_RENDER": "false",
-        "PREGEN_ENABLED": "false",
-    }
+    env = web_env(
+        VIDEO_PROVIDER="http",
+        HTTP_PROVIDER_SUBMIT_URL="http://127.0.0.1:9/render",  # the discard port: refused
+        HTTP_PROVIDER_STATUS_URL="http://127.0.0.1:9/render/{job_id}",
+        HTTP_PROVIDER_DEADLINE="3",
+        HTTP_PROVIDER_FALLBACK_LOCAL="false",
+        SPECULATIVE_RENDER="false",
+    )
     with run_app_server(tmp_path_factory.mktemp("failing"), env) as server:
         yield server
 
