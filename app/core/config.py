@@ -101,6 +101,26 @@ class Settings(BaseSettings):
     pregen_top_n: int = Field(default=20, ge=0)
     pregen_interval: float = Field(default=60.0, gt=0)
     pregen_max_per_run: int = Field(default=5, ge=0)
+    # Seconds between sweeps of temporary videos (speculative, pre-generated) whose cache entry
+    # has expired, and of dead renders' files (app/video/sweeper.py). 0: off.
+    video_sweep_interval: float = Field(default=3600.0, ge=0)
+
+    # --- video storage (app/video/storage.py, app/video/storage_s3.py) ------------------------
+    # "local": the folder VIDEO_DIR (may be a shared volume). "s3": an S3-compatible bucket
+    # (AWS S3, Cloudflare R2, MinIO); renders are staged in VIDEO_DIR, then uploaded.
+    video_storage: Literal["local", "s3"] = "local"
+    s3_bucket: str = ""
+    s3_endpoint_url: str = ""  # empty: AWS; e.g. https://<account>.r2.cloudflarestorage.com
+    s3_region: str = "us-east-1"  # R2: "auto"
+    # Empty: boto3's own chain (AWS_* variables, instance or task role).
+    s3_access_key_id: str = Field(default="", repr=False)
+    s3_secret_access_key: str = Field(default="", repr=False)
+    # Public or CDN base of the bucket's objects (https://cdn.example); cache entries then hold
+    # https://cdn.example/<S3_PREFIX><sha>.mp4. Empty: the app's route redirects to a
+    # presigned URL (private bucket).
+    s3_public_base_url: str = ""
+    s3_prefix: str = "videos/"  # object name prefix in the bucket
+    s3_addressing_style: Literal["auto", "path", "virtual"] = "auto"  # MinIO: path
 
     # --- game ------------------------------------------------------------------------------
     extra_deck_paths: list[Path] = Field(default_factory=list)
@@ -164,6 +184,27 @@ class Settings(BaseSettings):
         except ValueError:
             raise ValueError(f"{rate!r} is not a rate like 10/minute") from None
         return rate
+
+    @field_validator("s3_public_base_url", "s3_endpoint_url")
+    @classmethod
+    def _check_s3_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if url and (parts.scheme not in {"http", "https"} or not parts.hostname
+                    or parts.query or parts.fragment):
+            raise ValueError(f"{url!r} is not an http(s) URL like https://cdn.example")
+        return url.rstrip("/")
+
+    @field_validator("s3_prefix")
+    @classmethod
+    def _normalise_s3_prefix(cls, prefix: str) -> str:
+        prefix = prefix.strip("/")
+        return prefix + "/" if prefix else ""
+
+    @model_validator(mode="after")
+    def _require_s3_bucket(self) -> Settings:
+        if self.video_storage == "s3" and not self.s3_bucket:
+            raise ValueError("S3_BUCKET must be set when VIDEO_STORAGE=s3")
+        return self
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

@@ -1,5 +1,8 @@
 """HTTP routes of the video layer: the files (with Range support) and the stats.
 
+With an object store (VIDEO_STORAGE=s3) the file route serves nothing itself: it redirects
+(307) to the object's public URL, or to a presigned one (`VideoStorage.redirect_for`).
+
     app.include_router(build_router(settings.video_public_prefix))
 
 Starlette's `FileResponse` implements single and multiple byte ranges (206, Content-Range,
@@ -10,10 +13,11 @@ settings: `create_app` passes the public prefix, and `router` is the default-pre
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, RedirectResponse, Response
 from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
 
 from app.core.errors import ApiError, responses
@@ -21,6 +25,9 @@ from app.video.service import VideoService, get_video_service
 from app.video.storage import VideoStorage
 
 IMMUTABLE = "public, max-age=31536000, immutable"
+# A redirect may be kept a little while, well within the life of a presigned URL (1 h); not for
+# ever, since the bucket's public base may change.
+REDIRECT_CACHE = "private, max-age=300"
 DEFAULT_PREFIX = "/videos"
 
 
@@ -34,7 +41,12 @@ async def serve_video(
     name: str, storage: Annotated[VideoStorage, Depends(get_video_storage)],
     range_header: Annotated[str | None, Header(alias="Range", include_in_schema=False)] = None,
     if_range: Annotated[str | None, Header(alias="If-Range", include_in_schema=False)] = None,
-) -> FileResponse:
+) -> Response:
+    if storage.remote:
+        location = await asyncio.to_thread(storage.redirect_for, name)
+        if location is None:
+            raise ApiError(404, "video_not_found", "video not found")
+        return RedirectResponse(location, 307, headers={"Cache-Control": REDIRECT_CACHE})
     path = storage.resolve(name)  # None unless "<64 lowercase hex>.mp4" and present
     if path is None:
         raise ApiError(404, "video_not_found", "video not found")
@@ -64,6 +76,7 @@ async def video_stats(
 FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "the MP4 file", "content": {"video/mp4": {}}},
     206: {"description": "the requested byte range(s)", "content": {"video/mp4": {}}},
+    307: {"description": "the video is in an object store (VIDEO_STORAGE=s3): go there"},
     **responses(400, 404, 416),
 }
 

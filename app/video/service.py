@@ -55,7 +55,7 @@ from app.video.locks import LOCK_PREFIX, LockKeeper, RedisLock
 from app.video.negative_cache import FAILED_PREFIX, NegativeCache
 from app.video.popularity import PopularityTracker
 from app.video.provider import VideoProvider, VideoRequest
-from app.video.storage import VideoMeta, VideoStorage
+from app.video.storage import VideoMeta, VideoStorage, build_storage
 from app.video.winners import Winner, WinnersIndex
 
 __all__ = ["FAILED_PREFIX", "VideoService", "build_provider", "generate_video",
@@ -128,8 +128,7 @@ class VideoService:
             cache = video_cache
         self.cache = cache
         self.provider = provider or build_provider(settings)
-        self.storage = storage or VideoStorage(settings.resolved_video_dir,
-                                               settings.video_public_prefix)
+        self.storage = storage or build_storage(settings)
         self.popularity = popularity or PopularityTracker(cache.shared)
         self.winners = WinnersIndex(cache.shared, self.storage,  # the public gallery
                                     uses_redis=not is_memory_url(settings.redis_url))

@@ -7,6 +7,15 @@ sees either no file or the whole file. The sidecar holds what `reindex` needs to
 cache entry (the card texts, `permanent`, `created_at`). A `{sha256}.png` poster (the final
 frame, `app/video/poster.py`) is written beside each published MP4 and served under the same
 prefix (`/videos/{sha256}.png`).
+
+`VideoStorage` is both the local-folder backend and the storage interface: the S3-compatible
+backend (`app/video/storage_s3.py`) subclasses it, keeps staging renders in the local folder,
+and overrides every method that touches a published object. `build_storage(settings)` picks
+one from `VIDEO_STORAGE`.
+
+A temporary render file is named after its owner (`.tmp-<sha>-<pid>.<start>@<host>-<rand>`),
+so `remove_stale_temps` removes the file of a dead process on this host at once and never the
+file of a live one; files of other hosts (a shared folder) only go when old.
 """
 
 from __future__ import annotations
@@ -17,12 +26,14 @@ import logging
 import os
 import re
 import secrets
+import socket
 import stat
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import av
 
@@ -31,11 +42,18 @@ from app.video.errors import StorageError
 from app.video.mp4 import open_video
 from app.video.poster import last_frame_png
 
+if TYPE_CHECKING:
+    from app.core.config import Settings
+
 logger = logging.getLogger(__name__)
 
 SHA_RE = re.compile(r"[0-9a-f]{64}")
 META_VERSION = 1
 _TEMP_PREFIX = ".tmp-"
+# .tmp-<16 hex>-<pid>.<process start time>@<host>-<12 hex>.mp4 (see `_owner_tag`)
+_OWNED_TEMP_RE = re.compile(r"\.tmp-[0-9a-f]{16}-(\d+)\.(\d+)@([A-Za-z0-9._]+)-[0-9a-f]{12}\.mp4")
+# Extra objects stored beside a video, such as the winners' ".winner.json" records.
+_SUFFIX_RE = re.compile(r"\.[a-z]+(\.[a-z]+)*")
 
 
 def sha_of_key(key: str) -> str:
@@ -93,6 +111,49 @@ def probe_mp4(path: Path) -> float:
         return 0.0
 
 
+def _process_start(pid: int) -> str | None:
+    """The start time of a process (clock ticks after boot, /proc), None if it does not exist.
+
+    With the pid it names one process for good: a pid reused after a restart (pid 1 of a
+    restarted container) has another start time.
+    """
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return "0"
+    return raw.rsplit(")", 1)[-1].split()[19]  # field 22; the name in (...) may hold spaces
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())[:63] or "host"
+
+
+@cache
+def _owner_tag(pid: int) -> str:
+    """`<pid>.<start>@<host>` of this process (cached per pid: a fork gets its own)."""
+    start = _process_start(pid) if Path("/proc/self/stat").exists() else None
+    return f"{pid}.{start or 0}@{_host()}"
+
+
+def _owner_is_dead(name: str) -> bool:
+    """True when `name` is a render file of a process of this host that no longer runs."""
+    match = _OWNED_TEMP_RE.fullmatch(name)
+    if match is None or match[3] != _host():
+        return False
+    pid, start = int(match[1]), match[2]
+    if start != "0" and Path("/proc/self/stat").exists():
+        return _process_start(pid) not in {start, "0"}
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def _fsync_dir(directory: Path) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(directory, os.O_RDONLY)
@@ -105,9 +166,16 @@ def _fsync_dir(directory: Path) -> None:
 class VideoStorage:
     """The video directory. Synchronous file I/O: call it through `asyncio.to_thread`."""
 
+    remote = False  # True when published objects live elsewhere (`redirect_for` answers)
+
     def __init__(self, directory: Path, public_prefix: str = "/videos") -> None:
         self.directory = directory
         self.public_prefix = public_prefix.rstrip("/")
+
+    @property
+    def location(self) -> str:
+        """Where the published videos are, for humans (a folder, or s3://bucket/prefix)."""
+        return str(self.directory)
 
     # --- names --------------------------------------------------------------------------------
     def path_for(self, sha: str) -> Path:
@@ -165,11 +233,25 @@ class VideoStorage:
     def exists(self, sha: str) -> bool:
         return self._is_ours(self.path_for(sha))
 
+    def redirect_for(self, name: str) -> str | None:
+        """Where the file route sends a client for "<sha>.mp4" instead of serving a file; the
+        local folder serves its files itself."""
+        return None
+
+    def extra_path(self, sha: str, suffix: str) -> Path:
+        if not _SUFFIX_RE.fullmatch(suffix) or suffix in {".mp4", ".png", ".json"}:
+            raise ValueError(f"not an extra object suffix: {suffix!r}")
+        return self.path_for(sha).with_name(sha + suffix)
+
     # --- writing ------------------------------------------------------------------------------
     def temp_path(self, sha: str) -> Path:
-        """A fresh temporary path in the video directory (same filesystem: atomic rename)."""
+        """A fresh temporary path in the video directory (same filesystem: atomic rename),
+        named after this process so that it is swept as soon as the process is gone."""
+        if not SHA_RE.fullmatch(sha):
+            raise ValueError(f"not a sha256 hex digest: {sha!r}")
         self.directory.mkdir(parents=True, exist_ok=True)
-        return self.directory / f"{_TEMP_PREFIX}{sha[:16]}-{secrets.token_hex(6)}.mp4"
+        owner = _owner_tag(os.getpid())
+        return self.directory / f"{_TEMP_PREFIX}{sha[:16]}-{owner}-{secrets.token_hex(6)}.mp4"
 
     def discard(self, temp: Path) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -218,7 +300,31 @@ class VideoStorage:
             return False
         return True
 
-    # --- sidecars -----------------------------------------------------------------------------
+    def delete(self, sha: str) -> bool:
+        """Remove a video, its poster and its sidecar (the sweeper's temporary videos); True if
+        the video was there. Extra objects (a winner record) stay."""
+        removed = False
+        for path in (self.path_for(sha), self.poster_path(sha), self.meta_path(sha)):
+            try:
+                path.unlink()
+                removed = removed or path.suffix == ".mp4"
+            except FileNotFoundError:
+                pass
+        return removed
+
+    # --- sidecars and extra objects -----------------------------------------------------------
+    def read_extra(self, sha: str, suffix: str) -> bytes | None:
+        """An extra object beside a video (`{sha}{suffix}`), None when there is none."""
+        try:
+            return self.extra_path(sha, suffix).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def write_extra(self, sha: str, suffix: str, data: bytes) -> None:
+        path = self.extra_path(sha, suffix)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._write_atomic(path, data)
+
     def read_meta(self, sha: str) -> VideoMeta | None:
         try:
             return VideoMeta.from_json(self.meta_path(sha).read_bytes())
@@ -250,14 +356,26 @@ class VideoStorage:
             yield sha, self.read_meta(sha)
 
     def remove_stale_temps(self, older_than: float = 3600.0) -> int:
-        """Delete temporary files left by crashed renders."""
+        """Delete temporary files left by crashed renders: at once when their owner was a
+        process of this host that is gone, otherwise when older than `older_than` seconds
+        (another host's render in a shared folder, or a file of an older naming)."""
         if not self.directory.is_dir():
             return 0
         removed = 0
         limit = time.time() - older_than
         for path in self.directory.glob(f"{_TEMP_PREFIX}*"):
             with contextlib.suppress(OSError):
-                if path.stat().st_mtime < limit:
+                if _owner_is_dead(path.name) or path.stat().st_mtime < limit:
                     path.unlink()
                     removed += 1
         return removed
+
+
+def build_storage(settings: Settings) -> VideoStorage:
+    """The storage named by `VIDEO_STORAGE`: the local folder, or an S3-compatible bucket
+    (which stages renders in the same folder before upload)."""
+    if settings.video_storage == "s3":
+        from app.video.storage_s3 import S3VideoStorage  # boto3 is imported only when used
+
+        return S3VideoStorage.from_settings(settings)
+    return VideoStorage(settings.resolved_video_dir, settings.video_public_prefix)

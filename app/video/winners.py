@@ -10,7 +10,7 @@ filled-in sentence (`app/video/text.py`), never a player's name. Three places ho
 - **Redis** (shared by every instance): the sorted set `punchline:winners` (member: sha, score:
   time of the win, epoch seconds) and one string per winner, `punchline:winner:{sha}`, with the
   JSON `{"sentence", "won_at"}`. Reached only through `video_cache.shared`.
-- **A record on disk** beside the video, `{sha}.winner.json`
+- **A record in the storage** beside the video (the folder or the bucket), `{sha}.winner.json`
   (`{"sentence", "won_at", "taken_down"}`). It is the durable truth: the self-healing rebuild
   and `python -m app.cli reindex` rebuild the Redis index from these records (`rebuild`), and a
   take-down is written there so that no rebuild brings the video back.
@@ -26,11 +26,8 @@ caller does not call `record`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import os
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -99,28 +96,20 @@ class RecordStore:
 
     def read(self, sha: str) -> Record | None:
         try:
-            data: Any = json.loads(self.path(sha).read_bytes())
+            raw = self.storage.read_extra(sha, RECORD_SUFFIX)  # the folder or the bucket
+            if raw is None:
+                return None
+            data: Any = json.loads(raw)
             return Record(str(data["sentence"]), float(data["won_at"]),
                           bool(data.get("taken_down", False)))
-        except FileNotFoundError:
-            return None
         except (OSError, ValueError, KeyError, TypeError) as exc:
             logger.warning("unreadable winner record for %s: %s", sha[:12], exc)
             return None
 
     def write(self, sha: str, record: Record) -> None:
-        path = self.path(sha)
         data = json.dumps({"sentence": record.sentence, "won_at": record.won_at,
                            "taken_down": record.taken_down}, ensure_ascii=False, indent=1)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # ".tmp-" like the storage's own temporary files, which remove_stale_temps cleans up.
-        temp = path.with_name(f".tmp-{secrets.token_hex(6)}-{path.name}")
-        try:
-            temp.write_text(data, encoding="utf-8")
-            os.replace(temp, path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                temp.unlink()
+        self.storage.write_extra(sha, RECORD_SUFFIX, data.encode("utf-8"))  # atomically
 
     def listed(self) -> list[Winner]:
         """Every public winner on disk: a record, not taken down, and its video present."""
