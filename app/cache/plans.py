@@ -15,10 +15,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 
 from app.cache.errors import map_backend_error
 
@@ -40,6 +41,28 @@ class RedisStep(Generic[T]):
     def __iter__(self) -> Generator[Step, object, T]:
         # The driver sends back exactly what `sync`/`aio` returned.
         return cast(T, (yield self))
+
+
+class Pipelined(RedisStep[T]):
+    """A write the async batcher may send inside a pipeline (see `app/cache/batching.py`):
+    `queue` adds the command to a pipeline, `reply` turns its raw reply into what `aio` returns.
+    """
+
+    __slots__ = ()
+
+    def queue(self, pipe: Pipeline) -> None:
+        raise NotImplementedError
+
+    def reply(self, raw: object) -> T:
+        raise NotImplementedError
+
+
+class Batching(Protocol):
+    """What `run_async` needs of a batcher: reads into shared MGETs, writes into pipelines."""
+
+    async def mget(self, keys: list[str]) -> list[Raw]: ...
+
+    async def command(self, step: Pipelined[T]) -> T: ...
 
 
 @dataclass(slots=True)
@@ -89,7 +112,7 @@ class MGet(RedisStep[list[Raw]]):
 
 
 @dataclass(slots=True)
-class Set(RedisStep[bool]):
+class Set(Pipelined[bool]):
     """SET with an optional expiry in milliseconds; `only_if_absent` is NX. True when set."""
 
     key: str
@@ -103,9 +126,15 @@ class Set(RedisStep[bool]):
     async def aio(self, client: aioredis.Redis) -> bool:
         return bool(await client.set(self.key, self.value, px=self.px, nx=self.only_if_absent))
 
+    def queue(self, pipe: Pipeline) -> None:
+        pipe.set(self.key, self.value, px=self.px, nx=self.only_if_absent)
+
+    def reply(self, raw: object) -> bool:
+        return bool(raw)
+
 
 @dataclass(slots=True)
-class Delete(RedisStep[int]):
+class Delete(Pipelined[int]):
     key: str
 
     def sync(self, client: redis.Redis) -> int:
@@ -113,6 +142,12 @@ class Delete(RedisStep[int]):
 
     async def aio(self, client: aioredis.Redis) -> int:
         return await client.delete(self.key)
+
+    def queue(self, pipe: Pipeline) -> None:
+        pipe.delete(self.key)
+
+    def reply(self, raw: object) -> int:
+        return int(cast(int, raw))
 
 
 @dataclass(slots=True)
@@ -198,7 +233,10 @@ def run_sync(plan: Plan[T], client_factory: Callable[[], redis.Redis]) -> T:
         return value
 
 
-async def run_async(plan: Plan[T], client_factory: Callable[[], aioredis.Redis]) -> T:
+async def run_async(plan: Plan[T], client_factory: Callable[[], aioredis.Redis],
+                    batcher: Batching | None = None) -> T:
+    """Drive `plan` on an async client; with a `batcher`, MGETs and writes share round trips
+    with the other calls in flight (the batcher sends a lone call at once, as is)."""
     client: aioredis.Redis | None = None
     try:
         step = next(plan)
@@ -206,9 +244,15 @@ async def run_async(plan: Plan[T], client_factory: Callable[[], aioredis.Redis])
             if isinstance(step, LocalCall):
                 step = plan.send(await asyncio.to_thread(step.function, *step.args))
                 continue
-            client = client or client_factory()
             try:
-                result = await step.aio(client)
+                result: object
+                if batcher is not None and isinstance(step, MGet):
+                    result = await batcher.mget(step.keys)
+                elif batcher is not None and isinstance(step, Pipelined):
+                    result = await batcher.command(step)
+                else:
+                    client = client or client_factory()
+                    result = await step.aio(client)
             except Exception as exc:
                 step = _throw_mapped(plan, exc)
             else:

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     cache_memory_max_entries: int = Field(default=10_000, ge=1)
     # Serve repeated reads from the in-process near cache (invalidated by Redis tracking).
     cache_near_enabled: bool = True
+    # Async calls arriving while a Redis round trip is in flight share the next one: at most
+    # this many keys per MGET. 0 sends every call on its own (no batching).
+    cache_batch_max_keys: int = Field(default=256, ge=0, le=100_000)
     # Recovery probe: capped exponential backoff with jitter between probes (seconds).
     cache_probe_base: float = Field(default=0.05, gt=0)
     cache_probe_max_interval: float = Field(default=2.0, gt=0, le=60)

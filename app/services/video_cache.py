@@ -16,6 +16,10 @@ arguments, and use the key it carries instead of validating and hashing the card
     await video_cache.aset(combo, url, permanent=True)
     entry = await video_cache.aget_entry(combo)
 
+Concurrent async calls share round trips: while one is in flight, the calls that arrive are
+coalesced into the next MGET or pipeline (`app/cache/batching.py`, `CACHE_BATCH_MAX_KEYS`); a
+lone call goes out at once.
+
 Other layers reach the same Redis only through `shared` (typed commands, errors mapped once);
 no raw client leaves this module.
 """
@@ -32,6 +36,7 @@ from typing import Any, Protocol, overload
 import redis
 import redis.asyncio as aioredis
 
+from app.cache.batching import Batcher
 from app.cache.connection import make_async_client, make_sync_client
 from app.cache.core import NEED_REDIS, CacheCore
 from app.cache.entry import CacheEntry, validate_video_url
@@ -88,6 +93,8 @@ class VideoCache:
         self._sync_client: redis.Redis | None = None
         self._async_client: aioredis.Redis | None = None
         self._async_loop: asyncio.AbstractEventLoop | None = None
+        self._batcher: Batcher | None = None
+        self._batcher_loop: asyncio.AbstractEventLoop | None = None
         self._listener: InvalidationListener | None = None
         self._thread_prober: ThreadProber | None = None
         self._probe_task: asyncio.Task[None] | None = None
@@ -162,6 +169,9 @@ class VideoCache:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._probe_task
             self._probe_task = None
+        if self._batcher is not None and self._batcher_loop is asyncio.get_running_loop():
+            await self._batcher.aclose()
+        self._batcher = self._batcher_loop = None
         if self._async_client is not None:
             with contextlib.suppress(Exception):
                 await self._async_client.aclose()
@@ -182,6 +192,7 @@ class VideoCache:
         self._sync_client = None
         self._async_client = None
         self._async_loop = None
+        self._batcher = self._batcher_loop = None
         self._listener = None
         self._thread_prober = None
         self._started = False
@@ -199,6 +210,22 @@ class VideoCache:
             self._async_client = make_async_client(self.settings)
             self._async_loop = loop
         return self._async_client
+
+    def _batch(self) -> Batcher:
+        """The batcher of the running loop (a batcher's queue and drain belong to one loop)."""
+        loop = asyncio.get_running_loop()
+        batcher = self._batcher
+        if batcher is None or self._batcher_loop is not loop:
+            batcher = self._batcher = Batcher(self._async, self.settings.cache_batch_max_keys,
+                                              self._batch_blocked)
+            self._batcher_loop = loop
+        return batcher
+
+    def _batch_blocked(self) -> str | None:
+        core = self.core
+        if core.redis_usable:
+            return None
+        return core.breaker.last_error or "Redis is not in use"
 
     @property
     def shared(self) -> SharedRedis:
@@ -303,7 +330,7 @@ class VideoCache:
             return entry
         epoch = core.invalidation_epoch
         try:
-            raw = await self._async().get(key)
+            raw = await self._batch().get(key)
         except Exception as exc:
             return core.failed_get(key, exc)
         return core.accept_get(key, raw, epoch)
@@ -345,7 +372,7 @@ class VideoCache:
         entry = self._new_entry(video_url, permanent)
         if not self._started:
             await self.astart()
-        await run_async(self.core.plan_set(key, entry), self._async)
+        await run_async(self.core.plan_set(key, entry), self._async, self._batch())
 
     async def adelete(self, black_card: str | Combination,
                       white_cards: Sequence[str] | None = None) -> bool:
@@ -353,13 +380,13 @@ class VideoCache:
                else _combination_key(black_card))
         if not self._started:
             await self.astart()
-        return await run_async(self.core.plan_delete(key), self._async)
+        return await run_async(self.core.plan_delete(key), self._async, self._batch())
 
     async def aget_many(self, combos: Iterable[CardsArg]) -> list[str | None]:
         keys = self._keys(combos)
         if not self._started:
             await self.astart()
-        entries = await run_async(self.core.plan_get_many(keys), self._async)
+        entries = await run_async(self.core.plan_get_many(keys), self._async, self._batch())
         return [None if entry is None else entry.video_url for entry in entries]
 
     async def attl(self, black_card: str | Combination,
