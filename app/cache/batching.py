@@ -38,7 +38,7 @@ T = TypeVar("T")
 class _Call:
     """One queued caller: a read of `keys` (an MGET, or a GET when `single`), or a write."""
 
-    __slots__ = ("future", "keys", "single", "step")
+    __slots__ = ("future", "keys", "single", "size", "step")
 
     def __init__(self, future: asyncio.Future[Any], keys: list[str] | None,
                  step: Pipelined[Any] | None = None, single: bool = False) -> None:
@@ -46,10 +46,7 @@ class _Call:
         self.keys = keys
         self.step = step
         self.single = single
-
-    @property
-    def size(self) -> int:
-        return 1 if self.keys is None else len(self.keys)
+        self.size = 1 if keys is None else len(keys)  # keys it adds to the batch
 
 
 class Batcher:
@@ -76,8 +73,12 @@ class Batcher:
     # --- the three calls ------------------------------------------------------------------------
     async def get(self, key: str) -> Raw:
         """GET `key`, or join the next MGET when a round trip is in flight."""
-        if self._busy:
-            return cast(Raw, await self._join(_Call(self._future(), [key], single=True)))
+        if self._busy:  # the hottest path under load: no helper calls
+            future: asyncio.Future[Raw] = asyncio.get_running_loop().create_future()
+            self._queue.append(_Call(future, [key], single=True))
+            # Not shielded: cancelling this caller cancels its own future, which the drain
+            # skips.
+            return await future
         if not self.max_keys:
             return await self._client().get(key)
         self._busy = True
@@ -132,8 +133,7 @@ class Batcher:
 
     async def _join(self, call: _Call) -> object:
         self._queue.append(call)
-        # Not shielded: cancelling this caller cancels its own future, which the drain skips.
-        return await call.future
+        return await call.future  # not shielded: see `get`
 
     def _hand_off(self) -> None:
         """The lone round trip ended (returned, raised or was cancelled): serve the queue."""
