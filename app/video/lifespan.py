@@ -13,12 +13,14 @@ from app.core.shutdown import bounded_step
 from app.video.pregen import Pregenerator
 from app.video.reindex import index_healer
 from app.video.service import VideoService, get_video_service
+from app.video.sweeper import TemporarySweeper
 
 
 @asynccontextmanager
 async def video_lifespan(service: VideoService | None = None) -> AsyncIterator[VideoService]:
-    """Start the render pool, the index healer and pre-generation; stop them in reverse order
-    and close the providers on exit.
+    """Start the render pool, the index healer, the temporary-video sweeper
+    (app/video/sweeper.py) and pre-generation; stop them in reverse order and close the
+    providers on exit.
 
     The healer rebuilds the cache index from the stored videos when Redis comes back without
     its data (app/cache/healer.py); it does nothing on a memory-only cache or with
@@ -29,8 +31,10 @@ async def video_lifespan(service: VideoService | None = None) -> AsyncIterator[V
     await service.start()
     healer = index_healer(service)
     pregen = Pregenerator(service) if service.settings.pregen_enabled else None
+    sweeper = TemporarySweeper(service)  # VIDEO_SWEEP_INTERVAL; 0: off
     try:
         healer.start()
+        sweeper.start()
         if pregen is not None:
             pregen.start()
         yield service
@@ -41,6 +45,8 @@ async def video_lifespan(service: VideoService | None = None) -> AsyncIterator[V
                     await pregen.stop()
             async with bounded_step("index healer"):
                 await healer.stop()
+            async with bounded_step("temporary video sweeper"):
+                await sweeper.stop()
         finally:
             async with bounded_step("video service"):
                 await service.aclose()

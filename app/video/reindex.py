@@ -1,4 +1,4 @@
-"""Rebuild cache entries from the video directory's sidecars.
+"""Rebuild cache entries from the stored videos' sidecars, in the folder or the bucket.
 
 Run by hand (`python -m app.cli reindex`), and by the server itself when Redis comes back
 without its data (`index_healer`, see app/cache/healer.py).
@@ -8,6 +8,9 @@ For each `{sha256}.mp4` with a valid `{sha256}.json`: if the cache has no entry,
 cache holds it as temporary but the sidecar says permanent, promote it. Entries that exist are
 otherwise left alone. Then the winners index (the public gallery, app/video/winners.py) is
 rebuilt from the `{sha256}.winner.json` records: taken-down winners stay out.
+
+Only the storage interface is used (`iter_videos`, `url_for`, the winner records), so it works
+the same from the local folder and from an S3-compatible bucket (`VIDEO_STORAGE`).
 """
 
 from __future__ import annotations
@@ -41,7 +44,8 @@ REPORT_FIELDS = ("scanned", "restored", "promoted", "present", "expired", "orpha
                  "mismatched", "winners")
 
 
-def _age_seconds(created_at: str) -> float | None:
+def age_seconds(created_at: str) -> float | None:
+    """Seconds since an ISO-8601 time (naive means UTC); None if it is not one."""
     try:
         created = datetime.fromisoformat(created_at)
     except ValueError:
@@ -99,7 +103,7 @@ async def _restore(
                 await cache.aset(combo, entry.video_url, permanent=True)
             return "promoted"
         return "present"
-    age = _age_seconds(created_at)
+    age = age_seconds(created_at)
     if not permanent and (age is None or age >= ttl):
         return "expired"
     if not dry_run:
