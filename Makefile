@@ -15,11 +15,12 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# Debian packages the tests use: a real redis-server, DejaVu and emoji fonts, espeak-ng,
-# and Chromium's headless shell for the browser tests (tests/web).
+# Debian packages the tests use: a real redis-server, openssl (TLS test certificates), DejaVu
+# and emoji fonts, espeak-ng, and Chromium's headless shell for the browser tests (tests/web).
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v openssl >/dev/null || missing="$$missing openssl"; \
 	[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing="$$missing fonts-dejavu-core"; \
 	command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
 	[ -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || missing="$$missing fonts-noto-color-emoji"; \

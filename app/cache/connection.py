@@ -1,68 +1,87 @@
-"""Building redis-py clients from settings: short timeouts, no retries, passwords masked."""
+"""The one place that builds redis-py clients from settings: every topology, fail-fast options.
+
+    client = sync_client(settings)          # redis.Redis on the URL's server or Sentinel master
+    client = async_client(settings)         # the redis.asyncio twin (game state, rate limits...)
+
+REDIS_URL picks the topology (`app/core/redis_url.py`): one server (`redis://`, `unix://`),
+one server over TLS (`rediss://` plus REDIS_TLS_*), or the master of a Sentinel service
+(`redis+sentinel://`). Callers get an ordinary `Redis` either way; with Sentinel its pool asks
+the sentinels for the master's address on each new connection and drops connections to a
+demoted master (redis-py turns its READONLY replies into a ConnectionError), so an outage seen
+through the breaker is followed by a reconnect to the new master.
+"""
 
 from __future__ import annotations
 
 import hashlib
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import redis
 import redis.asyncio as aioredis
+import redis.asyncio.sentinel as aiosentinel
+import redis.sentinel
 from redis.backoff import NoBackoff
 from redis.connection import parse_url
 from redis.retry import Retry
 
 from app.core.config import Settings
+from app.core.redis_url import (
+    MEMORY_SCHEMES,
+    RedisAddress,
+    mask_url,
+    parse_multi_host,
+    topology_of,
+    with_db,
+)
 
-MEMORY_SCHEMES = ("memory", "mem")
+__all__ = ["MEMORY_SCHEMES", "async_client", "client_options", "effective_url", "is_memory_url",
+           "make_async_client", "make_sync_client", "mask_url", "redis_target", "sentinel_address",
+           "sentinel_clients", "sync_client"]
+
+# Options of the Redis client object, not of its connections: a Sentinel pool must not get them.
+CLIENT_ONLY_OPTIONS = frozenset({"single_connection_client"})
 
 
 def is_memory_url(url: str) -> bool:
     return urlsplit(url).scheme in MEMORY_SCHEMES
 
 
-SECRET_QUERY_KEYS = {"password", "username"}
-
-
-def mask_url(url: str) -> str:
-    """The URL with its password (in the authority or the query) replaced by `***`."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
-        if ":" in userinfo:  # user:password@ (a bare user@ carries no secret)
-            netloc = f"{userinfo.split(':', 1)[0]}:***@{host}"
-    query = "&".join(
-        f"{name}=***" if name.lower() in SECRET_QUERY_KEYS else pair
-        for pair in parts.query.split("&") if pair
-        for name in [pair.split("=", 1)[0]])
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-
-
 def effective_url(settings: Settings) -> str:
     """REDIS_URL with REDIS_DB, when set, as its database."""
     if settings.redis_db is None:
         return settings.redis_url
-    parts = urlsplit(settings.redis_url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{settings.redis_db}", parts.query,
-                       parts.fragment))
+    return with_db(settings.redis_url, settings.redis_db)
+
+
+def sentinel_address(settings: Settings) -> RedisAddress | None:
+    """The parsed Sentinel URL (with REDIS_DB applied), or None for other topologies."""
+    if topology_of(settings.redis_url) != "sentinel":
+        return None
+    return parse_multi_host(effective_url(settings))
 
 
 def redis_target(settings: Settings) -> str:
     """A short, password-free name of the Redis a write is meant for: host, port and db.
 
     The outage journal tags each record with it, so a journal is never replayed into another
-    Redis than the one its writes were acknowledged for.
+    Redis than the one its writes were acknowledged for. A Sentinel service is named by its
+    sentinels and service name, not by its master, which moves on failover.
     """
     if is_memory_url(settings.redis_url):
         return "memory"
-    options = parse_url(effective_url(settings))  # type: ignore[no-untyped-call]
-    if "path" in options:
-        place = f"unix:{options['path']}"
+    address = sentinel_address(settings)
+    if address is not None:
+        nodes = ",".join(sorted(f"{host}:{port}" for host, port in address.nodes))
+        place, db = f"sentinel:{address.service}@{nodes}", address.db
     else:
-        place = f"{options.get('host', 'localhost')}:{options.get('port', 6379)}"
-    digest = hashlib.sha256(f"{place}/{options.get('db', 0)}".encode()).hexdigest()
-    return digest[:16]
+        options = parse_url(effective_url(settings))  # type: ignore[no-untyped-call]
+        if "path" in options:
+            place = f"unix:{options['path']}"
+        else:
+            place = f"{options.get('host', 'localhost')}:{options.get('port', 6379)}"
+        db = options.get("db", 0)
+    return hashlib.sha256(f"{place}/{db}".encode()).hexdigest()[:16]
 
 
 def client_options(settings: Settings) -> dict[str, Any]:
@@ -75,13 +94,99 @@ def client_options(settings: Settings) -> dict[str, Any]:
         "retry_on_timeout": False,
         "max_connections": settings.redis_max_connections,
         "health_check_interval": 0,
+        **tls_options(settings),
     }
 
 
+def tls_options(settings: Settings) -> dict[str, Any]:
+    """redis-py's ssl_* options from REDIS_TLS_*; the URL's scheme (rediss://) turns TLS on."""
+    options: dict[str, Any] = {}
+    if settings.redis_tls_ca_file is not None:
+        options["ssl_ca_certs"] = str(settings.redis_tls_ca_file)
+    if settings.redis_tls_cert_file is not None:
+        options["ssl_certfile"] = str(settings.redis_tls_cert_file)
+    if settings.redis_tls_key_file is not None:
+        options["ssl_keyfile"] = str(settings.redis_tls_key_file)
+    return options
+
+
+def _sentinel_parts(settings: Settings, extra: dict[str, Any]
+                    ) -> tuple[RedisAddress, dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(address, options of the sentinels' clients, of the master's pool, of the client)."""
+    address = sentinel_address(settings)
+    assert address is not None
+    options = {**client_options(settings), **extra}
+    client_only = {name: options.pop(name) for name in CLIENT_ONLY_OPTIONS if name in options}
+    options["db"] = address.db
+    if address.username:
+        options["username"] = address.username
+    if address.password:
+        options["password"] = address.password
+    # The sentinels fail fast too; without this redis-py would give them its default retries.
+    sentinel_options = {name: value for name, value in options.items()
+                        if name.startswith("socket_") or name == "retry"}
+    return address, sentinel_options, options, client_only
+
+
+class _SentinelPool(redis.sentinel.SentinelConnectionPool):
+    """The master's pool of one client; closing it also closes that client's sentinel links."""
+
+    def disconnect(self, inuse_connections: bool = True) -> None:
+        super().disconnect(inuse_connections)
+        if inuse_connections:  # a full close, not the drop of idle links after a failover
+            self.sentinel_manager.close()
+
+
+class _AsyncSentinelPool(aiosentinel.SentinelConnectionPool):
+    async def aclose(self) -> None:
+        await super().aclose()
+        await self.sentinel_manager.aclose()
+
+
+def sentinel_clients(settings: Settings) -> list[redis.Redis]:
+    """One fail-fast client per sentinel of a Sentinel URL (the doctor asks each)."""
+    address, sentinel_options, _, _ = _sentinel_parts(settings, {})
+    return [redis.Redis(host=host, port=port, decode_responses=True, **sentinel_options)
+            for host, port in address.nodes]
+
+
 def make_sync_client(settings: Settings, **extra: Any) -> redis.Redis:
-    return redis.Redis.from_url(effective_url(settings), **{**client_options(settings), **extra})
+    if topology_of(settings.redis_url) != "sentinel":
+        return redis.Redis.from_url(effective_url(settings),
+                                    **{**client_options(settings), **extra})
+    address, sentinel_options, pool_options, client_only = _sentinel_parts(settings, extra)
+    manager = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+        list(address.nodes), sentinel_kwargs=sentinel_options)
+    pool = _SentinelPool(  # type: ignore[no-untyped-call]
+        address.service, manager, **pool_options)
+    client = redis.Redis(connection_pool=pool, **client_only)
+    client.auto_close_connection_pool = True  # the pool is this client's alone
+    return client
 
 
 def make_async_client(settings: Settings, **extra: Any) -> aioredis.Redis:
-    return aioredis.Redis.from_url(effective_url(settings),
-                                   **{**client_options(settings), **extra})
+    if topology_of(settings.redis_url) != "sentinel":
+        return aioredis.Redis.from_url(effective_url(settings),
+                                       **{**client_options(settings), **extra})
+    address, sentinel_options, pool_options, client_only = _sentinel_parts(settings, extra)
+    manager = aiosentinel.Sentinel(  # type: ignore[no-untyped-call]
+        list(address.nodes), sentinel_kwargs=sentinel_options)
+    pool = _AsyncSentinelPool(  # type: ignore[no-untyped-call]
+        address.service, manager, **pool_options)
+    client = aioredis.Redis(connection_pool=pool, **client_only)
+    client.auto_close_connection_pool = True
+    return client
+
+
+def sync_client(settings: Settings, **extra: Any) -> redis.Redis:
+    """A new sync client for REDIS_URL (any topology); the caller closes it."""
+    return make_sync_client(settings, **extra)
+
+
+def async_client(settings: Settings, **extra: Any) -> aioredis.Redis:
+    """A new asyncio client for REDIS_URL (any topology), bound to the running loop's use.
+
+    For other subsystems (game state, rate limits) that need the cache's Redis: the same
+    topology, TLS files, fail-fast timeouts and no retries. The caller closes it (`aclose`).
+    """
+    return make_async_client(settings, **extra)

@@ -38,6 +38,7 @@ from app.cache.plans import (
     Ttl,
 )
 from app.cache.replay import REPLAY_SCRIPT, replay_arguments
+from app.cache.replication import ReplicaGuard
 from app.cache.stats import CacheCounters
 from app.core.cards import KEY_PREFIX
 from app.core.config import Settings
@@ -77,6 +78,8 @@ class CacheCore:
         self.on_outage: Callable[[], None] | None = None  # e.g. start a recovery probe
         # Called (from the probe's thread or task) when Redis is back, e.g. wake the healer.
         self.on_recover: list[Callable[[], None]] = []
+        # Permanent writes wait for a replica (WAIT); see replication.py.
+        self.replicas = ReplicaGuard(settings, on_hold=lambda: self.on_outage and self.on_outage())
 
     # --- state --------------------------------------------------------------------------------
     @property
@@ -333,7 +336,8 @@ class CacheCore:
         if self.redis_usable:
             epoch = self.invalidation_epoch
             try:
-                yield from Set(key, entry.encode(), px=None if entry.permanent else ttl * 1000)
+                yield from self.replicas.plan_set(key, entry,
+                                                  None if entry.permanent else ttl * 1000)
             except CacheBackendError as exc:
                 self.record_failure(exc)
             else:

@@ -2,6 +2,8 @@
 
 In the server it runs as an asyncio task started by the lifespan; a process that only uses
 the sync API gets a daemon thread instead. Both drive the same plan (`CacheCore.plan_recover`).
+Between outages they replay what a racing writer left in the journal, and re-write permanent
+entries that no replica confirmed yet (`replication.py`).
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ class ThreadProber:
                         self.core.breaker.release_probe("probe interrupted")
                 else:
                     run_sync(self.core.plan_replay_pending(), self._client)
+                    if self.core.redis_usable:
+                        run_sync(self.core.replicas.plan_redrive(), self._client)
             except Exception:
                 logger.exception("Cache probe failed unexpectedly")
 
@@ -78,5 +82,7 @@ async def probe_forever(core: CacheCore, client: Callable[[], aioredis.Redis]) -
                     core.breaker.release_probe("probe interrupted")
             else:
                 await run_async(core.plan_replay_pending(), client)
+                if core.redis_usable:
+                    await run_async(core.replicas.plan_redrive(), client)
         except Exception:
             logger.exception("Cache probe failed unexpectedly")

@@ -12,6 +12,8 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from redis.connection import parse_url
 
+from app.core.redis_url import parse_multi_host
+
 
 class Settings(BaseSettings):
     # hide_input_in_errors: a refused REDIS_URL may hold a password.
@@ -49,6 +51,15 @@ class Settings(BaseSettings):
     redis_connect_timeout: float = Field(default=0.25, gt=0, le=30)
     redis_socket_timeout: float = Field(default=0.25, gt=0, le=30)
     redis_max_connections: int = Field(default=512, ge=1)
+    # TLS (rediss:// only): the CA that signed the server's certificate, and the client's own
+    # certificate and key when the server asks for one (redis-server's tls-auth-clients).
+    redis_tls_ca_file: Path | None = None
+    redis_tls_cert_file: Path | None = None
+    redis_tls_key_file: Path | None = None
+    # Permanent entries wait for one replica (WAIT 1 <ms>) when the primary has replicas, so a
+    # failover cannot lose them; a write no replica confirms in time is re-written until one
+    # does (docs/resilience.md). 0: off.
+    redis_wait_ms: int = Field(default=100, ge=0, le=10_000)
 
     # --- video cache -----------------------------------------------------------------------
     cache_temporary_ttl: int = Field(default=86400, ge=1)
@@ -149,10 +160,17 @@ class Settings(BaseSettings):
         scheme = urlsplit(url).scheme
         if scheme in {"memory", "mem"}:
             return url
-        if scheme not in {"redis", "rediss", "unix"}:
-            raise ValueError("REDIS_URL must start with redis://, rediss://, unix:// or memory://")
+        if scheme == "redis+cluster":  # parsed by app/core/redis_url.py, not served yet
+            raise ValueError("REDIS_URL: redis+cluster:// is not supported yet; use redis://, "
+                             "rediss:// or redis+sentinel://h1:p1,h2:p2/db/service")
+        if scheme not in {"redis", "rediss", "unix", "redis+sentinel", "valkey+sentinel"}:
+            raise ValueError("REDIS_URL must start with redis://, rediss://, unix://, "
+                             "redis+sentinel:// or memory://")
         try:
-            parse_url(url)  # type: ignore[no-untyped-call]
+            if scheme.endswith("+sentinel"):
+                parse_multi_host(url)
+            else:
+                parse_url(url)  # type: ignore[no-untyped-call]
         except ValueError as exc:
             raise ValueError(f"REDIS_URL is malformed: {exc}") from None
         return url
@@ -187,6 +205,21 @@ class Settings(BaseSettings):
         except ValueError:
             raise ValueError(f"{rate!r} is not a rate like 10/minute") from None
         return rate
+
+    @model_validator(mode="after")
+    def _check_redis_tls(self) -> Settings:
+        files = {"REDIS_TLS_CA_FILE": self.redis_tls_ca_file,
+                 "REDIS_TLS_CERT_FILE": self.redis_tls_cert_file,
+                 "REDIS_TLS_KEY_FILE": self.redis_tls_key_file}
+        given = {name: path for name, path in files.items() if path is not None}
+        if given and urlsplit(self.redis_url).scheme != "rediss":
+            raise ValueError(f"{', '.join(given)} apply to rediss:// URLs only")
+        for name, path in given.items():
+            if not path.is_file():
+                raise ValueError(f"{name}: {path} is not a readable file")
+        if (self.redis_tls_cert_file is None) != (self.redis_tls_key_file is None):
+            raise ValueError("REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE go together")
+        return self
 
     @field_validator("s3_public_base_url", "s3_endpoint_url")
     @classmethod

@@ -1,0 +1,258 @@
+"""Permanent entries survive a failover: each waits for one replica (`WAIT 1 <ms>`).
+
+The outage journal only holds writes made while Redis was unreachable. A write the primary
+acknowledged but had not yet passed on to a replica dies with that primary when a replica is
+promoted (Sentinel). So a permanent entry is written with `SET` and `WAIT 1 <ms>` in one
+pipeline (one connection: WAIT covers the writes of its own connection only; and one round
+trip). Temporary entries are not waited for: losing one costs a re-render at worst.
+
+"On by default when replicas exist": the primary's `INFO replication` is read at most once a
+second, for its replica count and its replication id (which names the primary: a promoted
+replica takes a new one). A primary without replicas gets a plain SET, as before.
+
+A permanent write that no replica confirmed in time is not an error: it stays readable, and it
+is *held* in memory. So is every permanent write made while the primary we last saw with
+replicas has none (its replica was just promoted away: a failover is under way). The background
+probe re-writes held entries (never over a newer value, see `replay.py`) with a WAIT until a
+replica confirms them, and once onto any new primary even before it has a replica, so an entry
+survives its first primary dying for good. The hold is bounded (MAX_HELD, oldest dropped with a
+warning) and in memory: a process that dies while holding writes loses them, as it would
+without this module.
+
+REDIS_WAIT_MS=0 turns it off.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+import redis.asyncio.sentinel as aiosentinel
+import redis.sentinel
+
+from app.cache.entry import CacheEntry
+from app.cache.errors import CacheBackendError
+from app.cache.journal import JournalRecord
+from app.cache.plans import Plan, RedisStep, Set
+from app.cache.replay import REPLAY_SCRIPT, replay_arguments
+from app.core.config import Settings
+
+logger = logging.getLogger(__name__)
+
+ROLE_CHECK_SECONDS = 1.0
+MAX_HELD = 10_000
+REDRIVE_BATCH = 500
+
+
+@dataclass(slots=True)
+class Replication(RedisStep[tuple[int, str]]):
+    """(connected replicas, replication id) of the server we talk to; (0, "") if no primary.
+
+    When that server is `suspect` (the primary we last saw with replicas) and has none left, a
+    Sentinel client asks the sentinels for the master now: redis-py re-asks only for new
+    connections, so without this, pooled connections keep writing to a primary that a failover
+    has already replaced, until the sentinels demote it (seconds later).
+    """
+
+    suspect: str = ""
+
+    def sync(self, client: redis.Redis) -> tuple[int, str]:
+        found = _replication(client.info("replication"))
+        pool = client.connection_pool
+        if self._lost_replicas(found) and isinstance(pool, redis.sentinel.SentinelConnectionPool):
+            pool.get_master_address()  # type: ignore[no-untyped-call]  # drops stale links
+        return found
+
+    async def aio(self, client: aioredis.Redis) -> tuple[int, str]:
+        found = _replication(await client.info("replication"))
+        pool = client.connection_pool
+        if self._lost_replicas(found) and isinstance(pool, aiosentinel.SentinelConnectionPool):
+            await pool.get_master_address()  # type: ignore[no-untyped-call]
+        return found
+
+    def _lost_replicas(self, found: tuple[int, str]) -> bool:
+        return found[0] == 0 and bool(self.suspect) and found[1] == self.suspect
+
+
+def _replication(info: dict[str, Any]) -> tuple[int, str]:
+    if info.get("role") != "master":
+        return 0, ""
+    return int(info.get("connected_slaves", 0)), str(info.get("master_replid", ""))
+
+
+@dataclass(slots=True)
+class SetAndWait(RedisStep[int]):
+    """SET then WAIT 1 <ms> on the same connection; returns how many replicas confirmed."""
+
+    key: str
+    value: bytes
+    wait_ms: int
+
+    def sync(self, client: redis.Redis) -> int:
+        with client.pipeline(transaction=False) as pipe:
+            pipe.set(self.key, self.value)
+            pipe.wait(1, self.wait_ms)
+            return int(pipe.execute()[-1])
+
+    async def aio(self, client: aioredis.Redis) -> int:
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.set(self.key, self.value)
+            pipe.wait(1, self.wait_ms)
+            return int((await pipe.execute())[-1])
+
+
+@dataclass(slots=True)
+class ReplayAndWait(RedisStep[int]):
+    """Re-write held entries (never over newer values), then WAIT 1 <ms>, in one pipeline.
+
+    Without `wait_ms` (no replica to wait for) it only re-writes, and returns 0.
+    """
+
+    records: Sequence[tuple[str, tuple[str, ...]]]
+    wait_ms: int | None
+
+    def sync(self, client: redis.Redis) -> int:
+        with client.pipeline(transaction=False) as pipe:
+            for key, args in self.records:
+                pipe.eval(REPLAY_SCRIPT, 1, key, *args)
+            if self.wait_ms is not None:
+                pipe.wait(1, self.wait_ms)
+            return self._acked(pipe.execute())
+
+    async def aio(self, client: aioredis.Redis) -> int:
+        async with client.pipeline(transaction=False) as pipe:
+            for key, args in self.records:
+                pipe.eval(REPLAY_SCRIPT, 1, key, *args)
+            if self.wait_ms is not None:
+                pipe.wait(1, self.wait_ms)
+            return self._acked(await pipe.execute())
+
+    def _acked(self, replies: list[Any]) -> int:
+        return int(replies[-1]) if self.wait_ms is not None and replies else 0
+
+
+class ReplicaGuard:
+    def __init__(self, settings: Settings, on_hold: Callable[[], None] | None = None) -> None:
+        # A WAIT longer than the socket timeout would read as an outage: stay well inside it.
+        self.wait_ms = min(settings.redis_wait_ms, int(settings.redis_socket_timeout * 800))
+        self.on_hold = on_hold  # e.g. make sure a background probe runs to re-drive the hold
+        self.replicas = 0
+        self.primary = ""  # replication id of the primary we talk to
+        self._replicated_primary = ""  # the last primary seen with replicas
+        self._rewritten_on = ""  # the last primary that got every held entry re-written
+        self._checked_at = -1e9
+        self._lock = threading.Lock()
+        self._held: OrderedDict[str, CacheEntry] = OrderedDict()
+        self.confirmed = 0  # permanent writes a replica confirmed
+        self.unconfirmed = 0  # permanent writes held because none did in time
+        self.dropped = 0  # held writes dropped past MAX_HELD
+
+    @property
+    def enabled(self) -> bool:
+        return self.wait_ms > 0
+
+    @property
+    def held(self) -> int:
+        return len(self._held)
+
+    def _plan_refresh(self) -> Plan[None]:
+        if time.monotonic() - self._checked_at < ROLE_CHECK_SECONDS:
+            return
+        self.replicas, self.primary = yield from Replication(self._replicated_primary)
+        self._checked_at = time.monotonic()
+        if self.replicas:
+            self._replicated_primary = self.primary
+
+    def plan_set(self, key: str, entry: CacheEntry, px: int | None) -> Plan[None]:
+        """Write `entry`; a permanent one waits for a replica when the primary has any."""
+        if px is not None or not self.enabled:
+            yield from Set(key, entry.encode(), px=px)
+            return
+        yield from self._plan_refresh()
+        if self.replicas == 0:
+            yield from Set(key, entry.encode())
+            if self.primary and self.primary == self._replicated_primary:
+                self._hold(key, entry)  # its replicas are gone: a failover under way?
+            return
+        acked = yield from SetAndWait(key, entry.encode(), self.wait_ms)
+        if acked >= 1:
+            self.confirmed += 1
+            if self._held:
+                with self._lock:
+                    self._held.pop(key, None)
+            return
+        self._checked_at = -1e9  # look at the replicas again on the next write
+        self._hold(key, entry)
+
+    def _hold(self, key: str, entry: CacheEntry) -> None:
+        with self._lock:
+            first = not self._held
+            self._held[key] = entry
+            self._held.move_to_end(key)
+            dropped = 0
+            while len(self._held) > MAX_HELD:
+                self._held.popitem(last=False)
+                dropped += 1
+        self.unconfirmed += 1
+        if dropped and self.dropped == 0:
+            logger.warning("More than %d permanent cache writes wait for a replica: dropping "
+                           "the oldest (a failover now may lose them)", MAX_HELD)
+        self.dropped += dropped
+        if first:
+            logger.warning("No replica confirmed a permanent cache write within %d ms (WAIT): "
+                           "holding such writes and re-writing them until one does",
+                           self.wait_ms)
+            if self.on_hold is not None:
+                self.on_hold()
+
+    def plan_redrive(self) -> Plan[int]:
+        """Re-write held entries; drop those a replica confirmed. Returns how many."""
+        if not self._held:
+            return 0
+        confirmed = 0
+        try:
+            yield from self._plan_refresh()
+            if self.replicas == 0:
+                # Nothing can confirm them here. They are on this primary if they were written
+                # to it; a new primary (failover, the old one gone) gets them once.
+                if self.primary in {self._replicated_primary, self._rewritten_on, ""}:
+                    return 0
+                for batch in self._batches():
+                    yield from ReplayAndWait(self._records(batch), None)
+                self._rewritten_on = self.primary
+                return 0
+            for batch in self._batches():
+                acked = yield from ReplayAndWait(self._records(batch), self.wait_ms)
+                if acked < 1:
+                    self._checked_at = -1e9
+                    break
+                with self._lock:
+                    for key, entry in batch:
+                        if self._held.get(key) is entry:  # not re-held by a newer write
+                            del self._held[key]
+                confirmed += len(batch)
+        except CacheBackendError as exc:  # the probe's next round tries again
+            logger.debug("Re-writing held permanent entries failed: %s", exc)
+        if confirmed:
+            self.confirmed += confirmed
+            logger.info("A replica confirmed %d held permanent cache writes (%d still held)",
+                        confirmed, len(self._held))
+        return confirmed
+
+    def _batches(self) -> list[list[tuple[str, CacheEntry]]]:
+        with self._lock:
+            items = list(self._held.items())
+        return [items[i:i + REDRIVE_BATCH] for i in range(0, len(items), REDRIVE_BATCH)]
+
+    @staticmethod
+    def _records(batch: list[tuple[str, CacheEntry]]) -> list[tuple[str, tuple[str, ...]]]:
+        return [(key, args) for key, entry in batch
+                for args in [replay_arguments(JournalRecord(key, entry, None, entry.created_at))]
+                if args is not None]

@@ -1,0 +1,178 @@
+"""The video cache on Redis Sentinel (`redis+sentinel://`): real master, replica and sentinel.
+
+The same guarantees as on one server: fallback and fail-fast, replay of outage writes, the near
+cache, locks, stats; and a failover loses no acknowledged permanent entry (WAIT, see
+app/cache/replication.py).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from app.cache.entry import CacheEntry
+from app.cache.keys import key_for
+from app.cache.lock import RedisLock
+from app.services.video_cache import VideoCache
+from tests.cache.conftest import CacheFactory
+from tests.support.redis_server import free_port
+from tests.support.topologies import SentinelTopology, wait_for
+
+pytestmark = pytest.mark.slow
+PASSWORD = "s3ntinel-secret"
+
+
+@pytest.fixture(scope="module")
+def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelTopology]:
+    """Shared by the tests that do not change roles; the others start their own."""
+    topo = SentinelTopology(tmp_path_factory.mktemp("sentinel"), password=PASSWORD)
+    topo.start()
+    yield topo
+    topo.stop()
+
+
+@pytest.fixture
+def own_topology(tmp_path: Path) -> Iterator[SentinelTopology]:
+    topo = SentinelTopology(tmp_path / "own-sentinel")
+    topo.start()
+    yield topo
+    topo.stop()
+
+
+def master_client(topo: SentinelTopology) -> redis.Redis:
+    host, port = topo.master_address()
+    return redis.Redis(host=host, port=port, password=topo.password, decode_responses=True,
+                       socket_timeout=2)
+
+
+def test_the_cache_runs_on_the_sentinel_master(topology: SentinelTopology,
+                                               cache_factory: CacheFactory) -> None:
+    cache = cache_factory(topology.url())
+    cache.set("Sentinel ____.", ["a master"], "https://v.example/s.mp4", permanent=True)
+    cache.set("Temporary ____.", ["entry"], "https://v.example/t.mp4")
+    assert cache.get("Sentinel ____.", ["a master"]) == "https://v.example/s.mp4"
+    assert cache.get_many([("Sentinel ____.", ["a master"]), ("Temporary ____.", ["entry"]),
+                           ("Missing ____.", ["x"])]) == ["https://v.example/s.mp4",
+                                                          "https://v.example/t.mp4", None]
+    with master_client(topology) as master:
+        stored = master.get(key_for("Sentinel ____.", ["a master"]))
+        assert stored is not None and CacheEntry.decode(stored).permanent
+        assert master.ttl(key_for("Temporary ____.", ["entry"])) > 0
+    stats = cache.get_stats()
+    assert stats["cache_type"] == "redis" and stats["total_entries"] == 2
+    assert PASSWORD not in str(stats) and stats["redis_url"].startswith("redis+sentinel://")
+    assert cache.delete("Temporary ____.", ["entry"]) is True
+    # The master has a replica: the permanent write waited for it.
+    assert cache.core.replicas.confirmed >= 1 and cache.core.replicas.held == 0
+
+
+async def test_async_api_and_locks_on_sentinel(topology: SentinelTopology,
+                                               cache_factory: CacheFactory) -> None:
+    cache = cache_factory(topology.url())
+    await cache.astart()
+    await cache.aset("Async ____.", ["sentinel"], "https://v.example/a.mp4", permanent=True)
+    assert await cache.aget("Async ____.", ["sentinel"]) == "https://v.example/a.mp4"
+    lock = RedisLock(cache.shared, "punchline:test-lock", ttl=5)
+    rival = RedisLock(cache.shared, "punchline:test-lock", ttl=5)
+    assert await lock.acquire()
+    assert not await rival.acquire()  # SET NX on the master
+    await lock.release()  # the compare-and-delete Lua script
+    assert await rival.acquire()
+    await rival.release()
+    await cache.aclose()
+
+
+def test_near_cache_is_invalidated_through_the_master(topology: SentinelTopology,
+                                                      cache_factory: CacheFactory) -> None:
+    cache = cache_factory(topology.url())
+    cache.set("Near ____.", ["cache"], "https://v.example/old.mp4")
+    wait_for(lambda: cache.core.near_live, 5, "client tracking on the master")
+    assert cache.get("Near ____.", ["cache"]) == "https://v.example/old.mp4"
+    entry = CacheEntry.new("https://v.example/new.mp4", permanent=False)
+    with master_client(topology) as master:  # another writer, straight to the master
+        master.set(key_for("Near ____.", ["cache"]), entry.encode(), ex=60)
+    wait_for(lambda: cache.get("Near ____.", ["cache"]) == "https://v.example/new.mp4", 5,
+             "the invalidation to reach the near cache")
+
+
+def test_unreachable_sentinels_fall_back_to_memory_without_the_password(
+        cache_factory: CacheFactory) -> None:
+    url = f"redis+sentinel://:{PASSWORD}@127.0.0.1:{free_port()},127.0.0.1:{free_port()}/0/x"
+    cache = cache_factory(url, cache_near_enabled=False)
+    started = time.monotonic()
+    cache.set("Nobody ____.", ["home"], "https://v.example/n.mp4", permanent=True)
+    assert time.monotonic() - started < 2  # fail-fast: no retries against dead sentinels
+    assert cache.get("Nobody ____.", ["home"]) == "https://v.example/n.mp4"
+    stats = cache.get_stats()
+    assert stats["cache_type"] == "memory" and stats["pending_replay"] == 1
+    assert "No master found" in str(stats["last_error"]) and PASSWORD not in str(stats)
+
+
+def test_a_killed_master_is_replaced_and_outage_writes_are_replayed(
+        own_topology: SentinelTopology, cache_factory: CacheFactory) -> None:
+    cache = cache_factory(own_topology.url(), cache_probe_max_interval=0.2)
+    cache.set("Before ____.", ["the crash"], "https://v.example/b.mp4", permanent=True)
+    # WAIT: on the replica before the master dies, or held and re-written on the next master.
+    assert cache.core.replicas.confirmed + cache.core.replicas.held == 1
+    old_master = own_topology.master
+    old_master.stop()
+    # Until the sentinel promotes the replica (about 2 s), writes go to the journal.
+    cache.set("During ____.", ["the outage"], "https://v.example/d.mp4", permanent=True)
+    assert cache.get_stats()["cache_type"] == "memory"
+    wait_for(lambda: own_topology.master_address()[1] != old_master.port, 15,
+             "the sentinel to promote the replica")
+    wait_for(lambda: cache.core.redis_usable and cache.core.pending_writes == 0, 5,
+             "the cache back on Redis with the journal replayed")
+    with master_client(own_topology) as master:
+        assert master.get(key_for("Before ____.", ["the crash"])) is not None
+        assert master.get(key_for("During ____.", ["the outage"])) is not None
+    assert cache.get_stats()["replayed"] >= 1
+
+
+def _write_stream(cache: VideoCache, topo: SentinelTopology) -> tuple[list[str], float]:
+    """Permanent writes before, during and after `SENTINEL FAILOVER`; returns (urls, start)."""
+    old_port = topo.master.port
+    urls: list[str] = []
+    failed_over_at: float | None = None
+    started = time.monotonic()
+    deadline = started + 30
+    while time.monotonic() < deadline:
+        index = len(urls)
+        url = f"https://v.example/stream-{index}.mp4"
+        cache.set(f"Stream {index} ____.", ["failover"], url, permanent=True)
+        urls.append(url)  # set() returned: the write is acknowledged
+        if index == 300:
+            topo.failover()
+            started = time.monotonic()
+        if index > 300 and index % 50 == 0 and failed_over_at is None:
+            if topo.master_address()[1] != old_port:
+                failed_over_at = time.monotonic()
+        # Keep writing until the old master has rejoined as a replica of the new one.
+        if failed_over_at is not None and index % 50 == 0:
+            with topo.server_at(old_port).client() as old:
+                if old.info("replication").get("master_link_status") == "up":
+                    return urls, started
+    raise AssertionError("the failover did not complete in 30 s")
+
+
+def test_failover_loses_no_acknowledged_permanent_entry(own_topology: SentinelTopology,
+                                                        cache_factory: CacheFactory) -> None:
+    cache = cache_factory(own_topology.url(), cache_probe_max_interval=0.2)
+    assert cache.redis_reachable()
+    urls, _ = _write_stream(cache, own_topology)
+    # Reads are back on Redis, the journal replayed and every held write confirmed, in 5 s.
+    wait_for(lambda: (cache.core.redis_usable and cache.core.replicas.held == 0
+                      and cache.core.pending_writes == 0), 5,
+             "the cache back on Redis with nothing held")
+    with master_client(own_topology) as master:
+        keys = [key_for(f"Stream {i} ____.", ["failover"]) for i in range(len(urls))]
+        stored = master.mget(keys)
+    missing = [i for i, raw in enumerate(stored) if raw is None]
+    assert not missing, f"{len(missing)} of {len(urls)} acknowledged entries lost: {missing[:10]}"
+    assert [CacheEntry.decode(raw).video_url for raw in stored if raw is not None] == urls
+    assert cache.get(f"Stream {len(urls) - 1} ____.", ["failover"]) == urls[-1]
+    assert cache.get_stats()["cache_type"] == "redis"

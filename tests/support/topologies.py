@@ -1,0 +1,191 @@
+"""Real Redis topologies on free loopback ports: Sentinel (master + replica + sentinel) and TLS.
+
+Recipes from ../shared/TESTING.md. Every process is started here and stopped by its PID.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+
+from tests.support.redis_server import RedisServer, free_port, redis_server_binary
+
+SERVICE = "mymaster"
+
+
+def wait_for(condition: object, timeout: float, what: str, interval: float = 0.02) -> None:
+    """Poll `condition()` until it is truthy; RuntimeError naming `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            if condition():  # type: ignore[operator]
+                return
+        except redis.RedisError as exc:
+            last = exc
+        time.sleep(interval)
+    raise RuntimeError(f"timed out waiting for {what}" + (f" (last error: {last})" if last else ""))
+
+
+class SentinelTopology:
+    """A master, `replicas` replicas and one sentinel monitoring them as `mymaster`."""
+
+    def __init__(self, workdir: Path, replicas: int = 1, password: str | None = None) -> None:
+        self.workdir = workdir
+        self.password = password
+        # The master must not wait 5 s before a diskless sync, or the replica link waits too.
+        self.master = RedisServer(workdir / "master", password=password,
+                                  extra_args=self._auth_args("--repl-diskless-sync-delay", "0"))
+        self.replicas = [
+            RedisServer(workdir / f"replica{i}", password=password,
+                        extra_args=self._auth_args("--replicaof", "127.0.0.1",
+                                                   str(self.master.port),
+                                                   "--repl-diskless-sync-delay", "0"))
+            for i in range(replicas)]
+        self.sentinel_port = free_port()
+        self.sentinel_process: subprocess.Popen[bytes] | None = None
+
+    def _auth_args(self, *args: str) -> tuple[str, ...]:
+        if self.password is None:
+            return args
+        return (*args, "--masterauth", self.password)
+
+    @property
+    def servers(self) -> list[RedisServer]:
+        return [self.master, *self.replicas]
+
+    def url(self, db: int = 0, user: str = "") -> str:
+        auth = f"{user}:{self.password}@" if self.password else ""
+        return f"redis+sentinel://{auth}127.0.0.1:{self.sentinel_port}/{db}/{SERVICE}"
+
+    def sentinel(self) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.sentinel_port, socket_timeout=2,
+                           decode_responses=True)
+
+    def start(self) -> None:
+        self.master.start()
+        for replica in self.replicas:
+            replica.start()
+        for replica in self.replicas:
+            with replica.client() as client:
+                wait_for(lambda c=client: c.info("replication").get("master_link_status") == "up",
+                         10, "the replica link")
+        config = self.workdir / "sentinel.conf"
+        lines = [f"port {self.sentinel_port}", "bind 127.0.0.1", f"dir {self.workdir}",
+                 f"logfile {self.workdir / 'sentinel.log'}",
+                 f"sentinel monitor {SERVICE} 127.0.0.1 {self.master.port} 1",
+                 f"sentinel down-after-milliseconds {SERVICE} 1000",
+                 f"sentinel failover-timeout {SERVICE} 3000"]
+        if self.password:
+            lines.append(f"sentinel auth-pass {SERVICE} {self.password}")
+        config.write_text("\n".join(lines) + "\n")
+        self.sentinel_process = subprocess.Popen(
+            [redis_server_binary(), str(config), "--sentinel"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with self.sentinel() as sentinel:
+            # A replica can be promoted once the sentinel has its INFO: until then a failover
+            # fails with NOGOODSLAVE.
+            wait_for(lambda: self._promotable(sentinel) == len(self.replicas), 15,
+                     "the sentinel to know the replicas")
+
+    @staticmethod
+    def _promotable(sentinel: redis.Redis) -> int:
+        replicas = sentinel.execute_command("SENTINEL", "REPLICAS", SERVICE)
+        rows = [dict(zip(row[::2], row[1::2], strict=True)) if isinstance(row, list) else row
+                for row in replicas]
+        return sum(1 for row in rows if row.get("flags") == "slave"
+                   and row.get("master-link-status") == "ok"
+                   and int(row.get("info-refresh", 10**9)) < 5000)
+
+    def master_address(self) -> tuple[str, int]:
+        with self.sentinel() as sentinel:
+            host, port = sentinel.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE)
+        return str(host), int(port)
+
+    def server_at(self, port: int) -> RedisServer:
+        return next(server for server in self.servers if server.port == port)
+
+    def failover(self) -> None:
+        """`SENTINEL FAILOVER`: returns at once; the promotion happens in the background."""
+        with self.sentinel() as sentinel:
+            sentinel.execute_command("SENTINEL", "FAILOVER", SERVICE)
+
+    def stop(self) -> None:
+        if self.sentinel_process is not None:
+            self.sentinel_process.terminate()
+            try:
+                self.sentinel_process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.sentinel_process.kill()
+                self.sentinel_process.wait(timeout=5)
+            self.sentinel_process = None
+        for server in self.servers:
+            server.stop()
+
+
+def openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def make_ca(directory: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed CA; returns (certificate, key)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    cert, key = directory / f"{name}.crt", directory / f"{name}.key"
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "-subj", f"/CN={name}", "-keyout", str(key), "-out", str(cert), cwd=directory)
+    return cert, key
+
+
+def make_signed(directory: Path, name: str, ca: tuple[Path, Path]) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and localhost signed by `ca`; returns (certificate, key)."""
+    cert, key, csr = (directory / f"{name}.crt", directory / f"{name}.key",
+                      directory / f"{name}.csr")
+    extensions = directory / f"{name}.ext"
+    extensions.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
+            "-keyout", str(key), "-out", str(csr), cwd=directory)
+    openssl("x509", "-req", "-in", str(csr), "-CA", str(ca[0]), "-CAkey", str(ca[1]),
+            "-CAcreateserial", "-days", "2", "-extfile", str(extensions), "-out", str(cert),
+            cwd=directory)
+    return cert, key
+
+
+class TlsRedis:
+    """A redis-server that speaks TLS only, with a CA, server and client certificate of its own.
+
+    `tls-auth-clients yes` (redis-server's default): a client must show a certificate signed
+    by the CA, so the tests exercise REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE too.
+    """
+
+    def __init__(self, workdir: Path, password: str | None = None) -> None:
+        self.workdir = workdir
+        self.certs = workdir / "certs"
+        self.ca = make_ca(self.certs, "ca")
+        self.server_cert = make_signed(self.certs, "server", self.ca)
+        self.client_cert = make_signed(self.certs, "client", self.ca)
+        self.wrong_ca = make_ca(self.certs, "wrong-ca")
+        self.port = free_port()
+        self.password = password
+        self.server = RedisServer(workdir / "redis", port=free_port(), password=password,
+                                  extra_args=("--tls-port", str(self.port),
+                                              "--tls-cert-file", str(self.server_cert[0]),
+                                              "--tls-key-file", str(self.server_cert[1]),
+                                              "--tls-ca-cert-file", str(self.ca[0])))
+
+    @property
+    def url(self) -> str:
+        auth = f":{self.password}@" if self.password else ""
+        return f"rediss://{auth}127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        # The plain port only serves the readiness check and the tests' own inspection.
+        self.server.start()
+
+    def client(self) -> redis.Redis:
+        return self.server.client()
+
+    def stop(self) -> None:
+        self.server.stop()
