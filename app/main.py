@@ -36,6 +36,8 @@ from app.game.decks import load_library
 from app.game.registry import RoomRegistry, get_registry
 from app.services.video_cache import VideoCache, video_cache
 from app.sockets import register_socket_handlers
+from app.sockets.manager import client_manager
+from app.state.wiring import GameState
 from app.video import routes as video_routes
 from app.video.lifespan import video_lifespan
 from app.video.service import VideoService, get_video_service, set_video_service
@@ -52,6 +54,8 @@ def create_sio(settings: Settings) -> socketio.AsyncServer:
     """
     return socketio.AsyncServer(
         async_mode="asgi",
+        # Redis pub/sub between instances (None with memory://: this process only).
+        client_manager=client_manager(settings.redis_url, settings.socketio_channel),
         cors_allowed_origins=list(settings.cors_origins) or None,
         cors_credentials=False,
         # The game accepts every connection and answers refusals as events (app/sockets).
@@ -76,9 +80,11 @@ def create_app(settings: Settings | None = None, *, cache_facade: VideoCache | N
     # Loads every deck now: a bad deck file stops the start-up with a clear error.
     registry = RoomRegistry(load_library(settings.extra_deck_paths))
     limits = RateLimits.from_settings(settings)
+    game_state = GameState(settings, registry.library)
 
     sio = create_sio(settings)
-    game_server = register_socket_handlers(sio, registry=registry, video_service=service,
+    game_server = register_socket_handlers(sio, registry=registry, state=game_state,
+                                           video_service=service,
                                            settings=settings, rate_limits=limits,
                                            shared=lambda: cache_obj.shared)
 
@@ -87,6 +93,7 @@ def create_app(settings: Settings | None = None, *, cache_facade: VideoCache | N
         await cache_obj.astart()
         try:
             await limits.start()
+            await game_state.connect()
             async with video_lifespan(service):
                 await game_server.start()
                 try:
@@ -95,6 +102,8 @@ def create_app(settings: Settings | None = None, *, cache_facade: VideoCache | N
                     async with bounded_step("game server"):
                         await game_server.stop()
         finally:
+            async with bounded_step("game state"):
+                await game_state.aclose()
             async with bounded_step("rate limits"):
                 await limits.aclose()
             async with bounded_step("video cache"):
@@ -125,6 +134,7 @@ def create_app(settings: Settings | None = None, *, cache_facade: VideoCache | N
     app.state.video_cache = cache_obj
     app.state.video_service = service
     app.state.registry = registry
+    app.state.game_state = game_state
     app.state.rate_limits = limits
     app.state.sio = sio
     app.state.game_server = game_server

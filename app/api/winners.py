@@ -27,10 +27,12 @@ from PIL import Image
 from pydantic import BaseModel
 
 from app.api.deps import AdminDep, limit_room_lookups
+from app.api.rooms import find_room
 from app.cache.errors import CacheBackendError
 from app.core.errors import ApiError, responses
 from app.game import events as ev
-from app.game.registry import RoomRegistry, get_registry
+from app.state.record import decode_outcome
+from app.state.wiring import GameState, game_state
 from app.video.combos import combination_of
 from app.video.errors import InvalidCardsError
 from app.video.routes import IMMUTABLE, get_video_storage
@@ -250,13 +252,12 @@ def _round_out(storage: VideoStorage, game: int, outcome: ev.RoundWon | ev.Round
     return out
 
 
-async def room_history(code: str, registry: Annotated[RoomRegistry, Depends(get_registry)],
+async def room_history(code: str, state: Annotated[GameState, Depends(game_state)],
                        service: ServiceDep) -> RoomHistory:
-    room = registry.find(code)
-    if room is None:
-        raise ApiError(404, "room_not_found", "no such room")
-    return RoomHistory(code=room.code,
-                       rounds=[_round_out(service.storage, game, o) for game, o in room.history])
+    record = await find_room(state, code)
+    history = [decode_outcome(text) for text in await state.book.history(record.code)]
+    return RoomHistory(code=record.code,
+                       rounds=[_round_out(service.storage, game, o) for game, o in history])
 
 
 def build_router(public_prefix: str = "/videos") -> APIRouter:
@@ -282,7 +283,8 @@ def build_router(public_prefix: str = "/videos") -> APIRouter:
                          responses=responses(401, 403, 404, 429, 503))
     router.add_api_route("/api/rooms/{code}/history", room_history, methods=["GET"],
                          response_model=RoomHistory, tags=["rooms"],
-                         dependencies=[Depends(limit_room_lookups)], responses=responses(404, 429))
+                         dependencies=[Depends(limit_room_lookups)],
+                         responses=responses(404, 429, 503))
     path = public_prefix.rstrip("/") + "/{id}.png"
     for method, operation_id in (("GET", "get_poster_file"), ("HEAD", "head_poster_file")):
         router.add_api_route(path, serve_poster, methods=[method], operation_id=operation_id,

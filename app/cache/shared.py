@@ -95,6 +95,23 @@ def _pairs(rows: Any) -> Scored:
     return [(member, float(score)) for member, score in rows]
 
 
+@dataclass(slots=True)
+class SMembers(RedisStep[list[str]]):
+    """The members of a set, as text."""
+
+    key: str
+
+    def sync(self, client: redis.Redis) -> list[str]:
+        return [_text(m) for m in client.smembers(self.key)]
+
+    async def aio(self, client: aioredis.Redis) -> list[str]:
+        return [_text(m) for m in await client.smembers(self.key)]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 class SharedRedis:
     def __init__(self, core: Callable[[], CacheCore],
                  client: Callable[[], aioredis.Redis]) -> None:
@@ -129,6 +146,9 @@ class SharedRedis:
     async def eval(self, script: str, keys: Sequence[str], args: Sequence[str]) -> int:
         """A Lua script with an integer reply (compare-and-act locks)."""
         return await self._run(Eval(script, keys, args))
+
+    async def smembers(self, key: str) -> list[str]:
+        return await self._run(SMembers(key))
 
     async def mget(self, keys: Sequence[str]) -> list[Raw]:
         return await self._run(MGet(list(keys)))

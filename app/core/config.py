@@ -144,6 +144,11 @@ class Settings(BaseSettings):
     socket_rate_limit_burst: int = Field(default=40, ge=1)
     # A room where nothing happened for this long is closed, its players told why.
     room_idle_seconds: float = Field(default=7200.0, gt=0)
+    # Socket.IO's Redis pub/sub channel: instances on one Redis with the same channel share
+    # their clients' emits (app/sockets/manager.py).
+    socketio_channel: str = Field(default="punchline-socketio", min_length=1, max_length=100)
+    # An instance whose heartbeat is older than this is dead: others take over its seats.
+    instance_ttl_seconds: float = Field(default=5.0, ge=1.0, le=300)
     # Per client address (docs/protocol.md). Defaults let a 200-client benchmark and a few
     # browsers share one address; a count for connections, `limits` rates for the rest.
     socket_max_connections_per_address: int = Field(default=256, ge=1)

@@ -44,6 +44,23 @@ class Pile(Generic[C]):
         self._rng.shuffle(self._draw)
         self.reshuffles = 0
 
+    @classmethod
+    def restore(cls, draw: Iterable[C], discard: Iterable[C], reshuffles: int,
+                rng: random.Random) -> Pile[C]:
+        """A pile exactly as it was saved (no shuffle): see app/game/snapshot.py."""
+        pile = cls((), rng)
+        pile._draw, pile._discard, pile.reshuffles = list(draw), list(discard), reshuffles
+        return pile
+
+    @property
+    def draw_order(self) -> list[C]:
+        """The draw pile, next card last (what ``draw`` pops)."""
+        return list(self._draw)
+
+    @property
+    def discards(self) -> list[C]:
+        return list(self._discard)
+
     @property
     def remaining(self) -> int:
         return len(self._draw)

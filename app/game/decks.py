@@ -321,11 +321,20 @@ def log_deck_file(loaded: DeckFile) -> None:
                     ", ".join(f"{name!r} -> {i}" for name, i in loaded.renamed))
 
 
+@dataclass(frozen=True, slots=True)
+class CardPool:
+    """The cards of a set of decks, by id, each once."""
+
+    white: dict[str, WhiteCard]
+    black: dict[str, BlackCard]
+
+
 class DeckLibrary:
     """The decks a server offers, by id."""
 
     def __init__(self, decks: Iterable[Deck]) -> None:
         self._decks: dict[str, Deck] = {}
+        self._pools: dict[tuple[str, ...], CardPool] = {}
         for deck in decks:
             if deck.id in self._decks:
                 other = self._decks[deck.id].source
@@ -343,6 +352,20 @@ class DeckLibrary:
 
     def all(self) -> list[Deck]:
         return list(self._decks.values())
+
+    def cards(self, deck_ids: Iterable[str]) -> CardPool:
+        """The distinct cards of these decks, by id (memoised: rooms are rebuilt from snapshots
+        often, and the decks never change while the process runs)."""
+        key = tuple(deck_ids)
+        pool = self._pools.get(key)
+        if pool is None:
+            decks = [self._decks[d] for d in key if d in self._decks]
+            pool = CardPool({c.id: c for d in decks for c in d.white},
+                            {c.id: c for d in decks for c in d.black})
+            if len(self._pools) >= 64:
+                self._pools.clear()
+            self._pools[key] = pool
+        return pool
 
 
 def load_library(extra_paths: Iterable[Path | str] = (), *, builtin: bool = True) -> DeckLibrary:

@@ -1,4 +1,8 @@
-"""All rooms of a server, by code."""
+"""Making new rooms: checked settings and decks, a fresh code, the host seated.
+
+Rooms are kept by the room store (app/state), not here; the store refuses a code that is
+already taken and the caller then asks for another room.
+"""
 
 from __future__ import annotations
 
@@ -22,22 +26,16 @@ class RoomRegistry:
         library: DeckLibrary,
         *,
         rng: random.Random | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.library = library
         self._rng = rng if rng is not None else random.SystemRandom()
         self._clock = clock
-        self._rooms: dict[str, Room] = {}
-
-    def __len__(self) -> int:
-        return len(self._rooms)
-
-    def rooms(self) -> list[Room]:
-        return list(self._rooms.values())
 
     def create_room(
         self, host_name: str, settings: RoomSettings | None = None
     ) -> tuple[Room, Player, list[Event]]:
+        """A new room with a random code and its host; store it (the code may be taken)."""
         settings = settings if settings is not None else RoomSettings()
         clean_name(host_name)  # fail before a room exists
         decks = []
@@ -52,35 +50,18 @@ class RoomRegistry:
             raise InvalidSettings(
                 f"the chosen decks are too small: need black cards and at least {need} white cards"
             )
-        code = generate_code(self._rng, self._rooms)
+        code = generate_code(self._rng)
         room = Room(code, settings, decks, rng=self._rng, clock=self._clock)
         player, events = room.add_player(host_name)
-        self._rooms[code] = room
         return room, player, events
 
-    def find(self, raw_code: str) -> Room | None:
+    @staticmethod
+    def check_code(raw_code: str) -> str:
+        """The canonical code, or ``RoomNotFound`` for something that cannot be one."""
         code = normalize_code(raw_code)
-        return self._rooms.get(code) if code is not None else None
-
-    def get(self, raw_code: str) -> Room:
-        room = self.find(raw_code)
-        if room is None:
+        if code is None:
             raise RoomNotFound(f"no room with code {raw_code.strip()[:16]!r}")
-        return room
-
-    def close(self, room: Room) -> bool:
-        """Forget a room whoever still sits in it (idle, or nobody connected)."""
-        if self._rooms.get(room.code) is room:
-            del self._rooms[room.code]
-            return True
-        return False
-
-    def discard_if_empty(self, room: Room) -> bool:
-        """Forget a room nobody sits in any more."""
-        if room.is_empty and self._rooms.get(room.code) is room:
-            del self._rooms[room.code]
-            return True
-        return False
+        return code
 
 
 @lru_cache(maxsize=1)

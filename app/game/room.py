@@ -38,10 +38,6 @@ from app.game.views import RoomView, SubmissionView, view_of
 Phase = Literal["lobby", "submitting", "judging", "game_over"]
 Events = list[ev.Event]
 
-# Finished rounds a room remembers (its history), oldest dropped first.
-HISTORY_LIMIT = 200
-RoundOutcome = ev.RoundWon | ev.RoundVoided
-
 # White cards a game needs per seated player: a full hand plus the largest extra draw.
 WHITE_PER_PLAYER_MARGIN = 3
 
@@ -82,19 +78,8 @@ class Room:
         self._paused = False  # in the lobby with the scores of an unfinished game
         self._czar_seat = -1  # seat of the last czar; the next is the next connected seat
         self.games = 0  # games started (or restarted) in this room
-        self._history: list[tuple[int, RoundOutcome]] = []  # (game, outcome), oldest first
 
     # --- queries ------------------------------------------------------------------------------
-    @property
-    def history(self) -> tuple[tuple[int, RoundOutcome], ...]:
-        """The finished rounds (won or voided) with their game number, oldest first."""
-        return tuple(self._history)
-
-    def _remember(self, outcome: RoundOutcome) -> None:
-        self._history.append((self.games, outcome))
-        del self._history[:-HISTORY_LIMIT]
-
-
     @property
     def phase(self) -> Phase:
         if self.round is not None:
@@ -317,7 +302,6 @@ class Room:
             winner_left=winner is None,
             public_gallery=self.settings.public_gallery,
         )
-        self._remember(won)
         events: Events = [won]
         if winner is not None and winner.score >= self.settings.score_limit:
             self._status = "game_over"
@@ -465,7 +449,6 @@ class Room:
                     self._white.discard([card])
         self._black.discard([r.black])
         voided = ev.RoundVoided(r.number, reason)
-        self._remember(voided)
         return [voided]
 
     def _pause(self) -> Events:

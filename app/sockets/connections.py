@@ -66,6 +66,28 @@ return n
 """
 
 
+# KEYS: the instance's set of address keys. ARGV: the address key, ttl ms.
+_LIST = """
+local n = redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return n
+"""
+
+# KEYS: an address key. ARGV: a dead instance's member prefix. Reply: members removed.
+_RELEASE = """
+local n = 0
+for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if string.sub(m, 1, #ARGV[1]) == ARGV[1] then n = n + redis.call('ZREM', KEYS[1], m) end
+end
+return n
+"""
+
+
+def instance_key(instance: str) -> str:
+    """The address keys an instance counted connections in (for the clean-up after it)."""
+    return f"punchline:conn-instance:{instance}"
+
+
 def key_for(address: str) -> str:
     """The address is hashed: Redis holds no client addresses."""
     return KEY_PREFIX + hashlib.sha256(address.encode("utf-8", "replace")).hexdigest()[:32]
@@ -81,10 +103,11 @@ class ConnectionCounter:
 
     def __init__(self, limit: int, ttl: float, shared: Callable[[], SharedRedis | None],
                  alive: Callable[[str], bool] = lambda _sid: True,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 instance_id: str | None = None) -> None:
         self.limit = limit
         self.ttl_ms = max(1, round(ttl * 1000))
-        self.instance = uuid.uuid4().hex[:16]
+        self.instance = instance_id if instance_id is not None else uuid.uuid4().hex[:16]
         self._shared = shared
         self._alive = alive
         self._clock = clock
@@ -118,11 +141,35 @@ class ConnectionCounter:
                 if n < 0:
                     return False
                 counted = True
+                await self._list(shared, key_for(address))
         if not counted and self.count(address) >= self.limit:
             return False
         self._open[sid] = address
         self._by_address.setdefault(address, set()).add(sid)
         return True
+
+    async def _list(self, shared: SharedRedis, key: str) -> None:
+        """Remember the address key under this instance, so others can clean up after it."""
+        try:
+            await shared.eval(_LIST, (instance_key(self.instance),),
+                              (key, str(max(self.ttl_ms, 86_400_000))))
+        except CacheBackendError:
+            pass  # its members still expire after the TTL
+
+    async def release_instance(self, instance: str) -> int:
+        """Another instance died: its members stop counting now, not after the TTL."""
+        shared = self._redis()
+        if shared is None:
+            return 0
+        released = 0
+        try:
+            keys = await shared.smembers(instance_key(instance))
+            for key in keys:
+                released += await shared.eval(_RELEASE, (key,), (f"{instance}:",))
+            await shared.delete(instance_key(instance))
+        except CacheBackendError:
+            pass  # the members expire after the TTL anyway
+        return released
 
     def _forget(self, sid: str) -> str | None:
         address = self._open.pop(sid, None)

@@ -1,9 +1,15 @@
 """Socket.IO events mapped onto the game rules (docs/protocol.md).
 
-Each client event: rate limit, validate the payload, apply one transition to the room under the
-room's lock, broadcast what changed, and acknowledge with ``{"ok": true, ...}`` or
+Each client event: rate limit, validate the payload, apply one transition to the room through
+the room book (app/state/book.py: the room lives in the store, Redis or in-process, and is saved
+only if nobody changed it meanwhile), broadcast what changed through the Socket.IO manager (which
+reaches clients on every instance), and acknowledge with ``{"ok": true, ...}`` or
 ``{"ok": false, "error": {"code", "message"}}``. No input may crash the server: anything
 unexpected is logged and acknowledged as ``internal``.
+
+Which connection sits where is part of the room's record (``seats``); this instance only keeps,
+for its own connections, which room and player each one is (``self.local``), and checks it
+against the record on every event.
 
 Only the server decides connect and disconnect. python-socketio hands a client *event* named
 ``connect`` or ``disconnect`` (``42["connect",{}]``) to the same handlers as the real ones, so
@@ -20,8 +26,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import socketio
@@ -31,10 +37,9 @@ from app.cache.shared import SharedRedis
 from app.core.config import Settings, get_settings
 from app.core.ratelimit import RateLimits
 from app.game import events as ev
-from app.game.errors import GameError, InvalidSettings
+from app.game.errors import GameError, InvalidSettings, RoomNotFound
 from app.game.players import name_key
 from app.game.registry import RoomRegistry
-from app.game.room import Room
 from app.game.settings import RoomSettings
 from app.sockets import payloads
 from app.sockets.connections import ConnectionCounter, default_shared
@@ -51,8 +56,10 @@ from app.sockets.schemas import (
     SubmitCardsIn,
     UpdateSettingsIn,
 )
-from app.sockets.sessions import AlreadyInRoom, NotInRoom, Seat, Sessions
 from app.sockets.video import VideoJobs, VideoMaker, default_video_service
+from app.state.book import RoomBook, ServiceDegraded
+from app.state.instances import Instances
+from app.state.record import RoomRecord, SeatState, hash_token, new_token, room_of_token
 from app.video.deadlines import video_deadline_seconds
 
 logger = logging.getLogger(__name__)
@@ -75,6 +82,26 @@ class TooManyRooms(GameError):
 
 class TooManyJoins(GameError):
     code = "too_many_joins"
+
+
+class NotInRoom(GameError):
+    code = "not_in_room"
+
+
+class AlreadyInRoom(GameError):
+    code = "already_in_room"
+
+
+class SessionExpired(GameError):
+    code = "session_expired"
+
+
+@dataclass(frozen=True, slots=True)
+class LocalSeat:
+    """Where one of this instance's connections sits (the record has the truth)."""
+
+    room_code: str
+    player_id: str
 
 
 def ok(**fields: Any) -> Ack:
@@ -102,11 +129,12 @@ class GameServer:
         self,
         sio: socketio.AsyncServer,
         registry: RoomRegistry,
+        book: RoomBook,
+        instances: Instances,
         *,
         settings: Settings | None = None,
         video_service: VideoMaker | None = None,
         resolve_video: Callable[[], VideoMaker | None] = default_video_service,
-        clock: Callable[[], float] = time.monotonic,
         tick_interval: float = 0.5,
         rate_limits: RateLimits | None = None,
         shared: Callable[[], SharedRedis | None] = default_shared,
@@ -114,7 +142,9 @@ class GameServer:
         s = settings if settings is not None else get_settings()
         self.sio = sio
         self.registry = registry
-        self.sessions = Sessions()
+        self.book = book
+        self.instances = instances
+        self.local: dict[str, LocalSeat] = {}  # this instance's connections that sit in a room
         self.grace = s.reconnect_grace_seconds
         self.idle = s.room_idle_seconds
         self.rate = s.socket_rate_limit_per_second
@@ -122,7 +152,7 @@ class GameServer:
         # Open connections per address: in Redis (shared by every instance) when it is in use.
         self.connections = ConnectionCounter(
             s.socket_max_connections_per_address, s.socket_connection_ttl_seconds, shared,
-            alive=lambda sid: not self._gone(sid))
+            alive=lambda sid: not self._gone(sid), instance_id=instances.id)
         self.rooms_rate = s.socket_rooms_per_address
         self.joins_rate = s.socket_joins_per_address
         # Per-address rates; built here (and closed by stop()) unless the app shares its own.
@@ -131,7 +161,7 @@ class GameServer:
         self.malformed = MalformedPackets()
         self.refusals = LogWindows()  # refused connections: one log line per address a minute
         self.tick_interval = tick_interval
-        self._clock = clock
+        self._clock = book.clock
         video_timeout = video_deadline_seconds(s)  # the service's own longest legitimate wait
         self.videos = VideoJobs(
             self._emit,
@@ -143,9 +173,8 @@ class GameServer:
         # Per connection, created on its first event and dropped only by the real disconnect.
         self._buckets: dict[str, TokenBucket] = {}
         self._address: dict[str, str] = {}  # sid -> client address, while connected
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._active: dict[str, float] = {}  # room code -> clock of its players' last event
-        self._unattended: dict[str, float] = {}  # room code -> since when nobody is connected
+        # Disconnects that could not be saved (store unreachable): retried by the ticker.
+        self._pending_detach: dict[str, LocalSeat] = {}
         self._ticker: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -189,6 +218,7 @@ class GameServer:
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.videos.close()
         await self.connections.aclose()
+        await self.instances.leave()
         if self._own_limits:
             await self.limits.aclose()
 
@@ -203,14 +233,6 @@ class GameServer:
 
     # --- plumbing -----------------------------------------------------------------------------
 
-    def _lock(self, room_code: str) -> asyncio.Lock:
-        return self._locks.setdefault(room_code, asyncio.Lock())
-
-    def _forget_room(self, room_code: str) -> None:
-        self._locks.pop(room_code, None)
-        self._active.pop(room_code, None)
-        self._unattended.pop(room_code, None)
-
     def _handler(self, name: str, action: Action) -> Callable[..., Awaitable[Ack]]:
         async def handler(sid: str, *args: Any) -> Ack:
             return await self._dispatch(sid, name, args, action)
@@ -223,7 +245,7 @@ class GameServer:
             self._ensure_ticker()
             bucket = self._buckets.get(sid)
             if bucket is None:
-                bucket = self._buckets[sid] = TokenBucket(self.rate, self.burst, self._clock)
+                bucket = self._buckets[sid] = TokenBucket(self.rate, self.burst, time.monotonic)
             if not bucket.take():
                 return fail("rate_limited", "too many events; slow down")
             if len(args) > 1:
@@ -267,27 +289,55 @@ class GameServer:
         except Exception:
             logger.error("emit %r to %s failed", event, to, exc_info=True)
 
-    @asynccontextmanager
-    async def _seated(self, sid: str) -> AsyncIterator[tuple[Seat, Room]]:
-        """The caller's seat and room, with the room's lock held."""
-        seat = self.sessions.require(sid)
-        async with self._lock(seat.room_code):
-            if self.sessions.by_sid(sid) is not seat:
+    async def _act(self, sid: str,
+                   change: Callable[[RoomRecord, str], Sequence[ev.Event]]) -> RoomRecord:
+        """Apply a player's action to their room: ``change(record, player_id)``."""
+        local = self.local.get(sid)
+        if local is None:
+            raise NotInRoom("create or join a room first")
+
+        def transition(record: RoomRecord) -> Sequence[ev.Event]:
+            seat = record.seats.get(local.player_id)
+            if seat is None or seat.sid != sid:
                 raise NotInRoom("you are no longer in that room")
-            room = self.registry.get(seat.room_code)
-            self._touch(room.code)
-            yield seat, room
+            record.last_active = self._clock()  # timers alone never keep a room alive
+            return change(record, local.player_id)
 
-    def _touch(self, room_code: str) -> None:
-        """A player did something in the room. Timers alone never keep a room alive."""
-        self._active[room_code] = self._clock()
+        try:
+            return await self._transact(local.room_code, transition)
+        except (NotInRoom, RoomNotFound):
+            self._drop_local(sid, local)
+            raise NotInRoom("you are no longer in that room") from None
 
-    async def _publish(self, room: Room, events: Sequence[ev.Event]) -> None:
-        """Broadcast the outcome of a transition; call with the room's lock held."""
+    async def _transact(self, code: str, transition: Callable[[RoomRecord], Sequence[ev.Event]],
+                        *, reschedule: bool = False) -> RoomRecord:
+        record, _ = await self.book.transact(code, transition, publish=self._publish,
+                                             reschedule=reschedule)
+        return record
+
+    def _drop_local(self, sid: str, local: LocalSeat) -> None:
+        if self.local.get(sid) == local:
+            del self.local[sid]
+
+    async def _holds_seat(self, sid: str) -> bool:
+        """Does this connection still sit in a room? (Another instance may have removed it.)"""
+        local = self.local.get(sid)
+        if local is None:
+            return False
+        record = await self.book.peek(local.room_code)
+        seat = record.seats.get(local.player_id) if record is not None else None
+        if seat is None or seat.sid != sid:
+            self._drop_local(sid, local)
+            return False
+        return True
+
+    async def _publish(self, record: RoomRecord, events: Sequence[ev.Event]) -> None:
+        """Broadcast the outcome of a saved transition (called with the room's lock held)."""
+        room = record.room
         to_room = channel(room.code)
         for e in events:
             if isinstance(e, ev.PlayerLeft):
-                await self._unseat(room.code, e)
+                await self._unseat(record, e)
             elif isinstance(e, ev.SubmissionsRevealed):
                 subs = payloads.revealed(e)
                 await self._emit("submissions", subs.model_dump(mode="json"), to_room)
@@ -308,123 +358,150 @@ class GameServer:
                 await self._emit("game_resumed", resumed.model_dump(), to_room)
             elif isinstance(e, ev.GameOver):
                 await self._emit("game_over", payloads.game_over(e).model_dump(), to_room)
+        if record.closed is not None:
+            await self._announce_close(record)
+            return
         if room.is_empty:
-            self.registry.discard_if_empty(room)
             self._forget_room(room.code)
             logger.info("room %s closed", room.code)
             return
         await self._emit("room_state", payloads.to_json(room.public_state()), to_room)
         for player in room.players:
-            seat = self.sessions.by_player(room.code, player.id)
+            seat = record.seats.get(player.id)
             if seat is not None and seat.sid is not None:
                 hand = payloads.hand(room.code, room.round_number, player.hand)
                 await self._emit("hand", hand.model_dump(), seat.sid)
 
-    async def _unseat(self, room_code: str, e: ev.PlayerLeft) -> None:
-        seat = self.sessions.drop(room_code, e.player_id)
+    def _forget_room(self, code: str) -> None:
+        for sid, local in list(self.local.items()):
+            if local.room_code == code:
+                del self.local[sid]
+        self.instances.untrack(code)
+
+    async def _unseat(self, record: RoomRecord, e: ev.PlayerLeft) -> None:
+        seat = record.left_seats.get(e.player_id)
         if seat is None or seat.sid is None:
             return
-        await self.sio.leave_room(seat.sid, channel(room_code))
+        self._drop_local(seat.sid, LocalSeat(record.code, e.player_id))
+        await self.sio.leave_room(seat.sid, channel(record.code))
         if e.reason == "kicked":
             await self._send_error(seat.sid, "kicked", "the host removed you from the room")
 
-    async def _close_room(self, room: Room, reason: str, message: str) -> None:
-        """Close a room whoever sits in it: tell them why, and take them out of its channel."""
-        async with self._lock(room.code):
-            if self.registry.find(room.code) is not room:
-                return
-            to_room = channel(room.code)
-            closed = payloads.RoomClosedOut(room_code=room.code, reason=reason, message=message)
-            await self._emit("room_closed", closed.model_dump(), to_room)
-            for player in room.players:
-                seat = self.sessions.drop(room.code, player.id)
-                if seat is not None and seat.sid is not None:
-                    await self.sio.leave_room(seat.sid, to_room)
-            self.registry.close(room)
-            self._forget_room(room.code)
-        logger.info("room %s closed (%s)", room.code, reason)
+    async def _announce_close(self, record: RoomRecord) -> None:
+        """The room was closed whoever sits in it: tell them why, and empty its channel."""
+        to_room = channel(record.code)
+        if record.closed == "idle":
+            minutes = round(self.idle / 60)
+            message = f"nothing happened in this room for {minutes} minutes"
+        else:
+            message = "nobody was connected"
+        closed = payloads.RoomClosedOut(room_code=record.code, reason=record.closed,
+                                        message=message)
+        await self._emit("room_closed", closed.model_dump(), to_room)
+        await self.sio.close_room(to_room)
+        self._forget_room(record.code)
+        logger.info("room %s closed (%s)", record.code, record.closed)
 
     # --- client events ------------------------------------------------------------------------
 
-    def _joined(self, room: Room, seat: Seat) -> Ack:
+    def _joined(self, record: RoomRecord, player_id: str, token: str) -> Ack:
         return ok(
-            room_code=room.code,
-            player_id=seat.player_id,
-            token=seat.token,
-            room=payloads.to_json(room.public_state()),
+            room_code=record.code,
+            player_id=player_id,
+            token=token,
+            room=payloads.to_json(record.room.public_state()),
         )
+
+    async def _seat_here(self, sid: str, code: str, player_id: str) -> None:
+        self.local[sid] = LocalSeat(code, player_id)
+        await self.instances.track(code)
 
     async def _create_room(self, sid: str, data: Any) -> Ack:
         body = CreateRoomIn.model_validate(data)
-        if self.sessions.by_sid(sid) is not None:
+        if await self._holds_seat(sid):
             raise AlreadyInRoom("this connection is already in a room; leave it first")
         await self._check_rate(sid, "create_room", self.rooms_rate, TooManyRooms)
         settings = body.settings.to_settings() if body.settings is not None else RoomSettings()
-        room, player, events = self.registry.create_room(body.name, settings)
-        seat = self.sessions.seat(room.code, player.id, sid)
-        async with self._lock(room.code):
-            await self.sio.enter_room(sid, channel(room.code))
-            self._touch(room.code)
-            await self._publish(room, events)
+        for _ in range(8):  # codes are random: a clash with a live room is rare
+            room, player, events = self.registry.create_room(body.name, settings)
+            token = new_token(room.code)
+            seat = SeatState(hash_token(token), sid, self.instances.id)
+            record = RoomRecord(room, {player.id: seat})
+            self.book.new_record(record)
+            async with self.book.lock(room.code):
+                if not await self.book.create(record):
+                    continue
+                await self.sio.enter_room(sid, channel(room.code))
+                await self._seat_here(sid, room.code, player.id)
+                await self._publish(record, events)
             logger.info("room %s created", room.code)
-            return self._joined(room, seat)
+            return self._joined(record, player.id, token)
+        raise ServiceDegraded("could not find a free room code; try again")
 
     async def _join_room(self, sid: str, data: Any) -> Ack:
         body = JoinRoomIn.model_validate(data)
         await self._check_rate(sid, "join_room", self.joins_rate, TooManyJoins)
-        code = self.registry.get(body.room_code).code
-        async with self._lock(code):
-            room = self.registry.get(code)  # it may have closed while we waited
-            if self.sessions.by_sid(sid) is not None:
-                raise AlreadyInRoom("this connection is already in a room; leave it first")
-            player, events = room.add_player(body.name)
-            seat = self.sessions.seat(room.code, player.id, sid)
-            await self.sio.enter_room(sid, channel(room.code))
-            self._touch(room.code)
-            await self._publish(room, events)
-            return self._joined(room, seat)
+        code = self.registry.check_code(body.room_code)
+        if await self._holds_seat(sid):
+            raise AlreadyInRoom("this connection is already in a room; leave it first")
+        token = new_token(code)
+        joined: list[str] = []
+
+        def join(record: RoomRecord) -> Sequence[ev.Event]:
+            player, events = record.room.add_player(body.name)
+            record.seats[player.id] = SeatState(hash_token(token), sid, self.instances.id)
+            record.last_active = self._clock()
+            joined[:] = [player.id]
+            return events
+
+        await self.sio.enter_room(sid, channel(code))  # so that it gets the room_state
+        try:
+            record = await self._transact(code, join)
+        except BaseException:
+            await self.sio.leave_room(sid, channel(code))
+            raise
+        await self._seat_here(sid, code, joined[0])
+        return self._joined(record, joined[0], token)
 
     async def _start_game(self, sid: str, data: Any) -> Ack:
         EmptyIn.model_validate(data if data is not None else {})
-        async with self._seated(sid) as (seat, room):
-            await self._publish(room, room.start_game(seat.player_id))
+        await self._act(sid, lambda record, me: record.room.start_game(me))
         return ok()
 
     async def _submit_cards(self, sid: str, data: Any) -> Ack:
         body = SubmitCardsIn.model_validate(data)
-        async with self._seated(sid) as (seat, room):
-            await self._publish(room, room.submit(seat.player_id, body.card_ids))
+        await self._act(sid, lambda record, me: record.room.submit(me, body.card_ids))
         return ok()
 
     async def _pick_winner(self, sid: str, data: Any) -> Ack:
         body = PickWinnerIn.model_validate(data)
-        async with self._seated(sid) as (seat, room):
-            await self._publish(room, room.pick_winner(seat.player_id, body.submission_id))
+        await self._act(sid, lambda record, me: record.room.pick_winner(me, body.submission_id))
         return ok()
 
     async def _leave_room(self, sid: str, data: Any) -> Ack:
         EmptyIn.model_validate(data if data is not None else {})
-        async with self._seated(sid) as (seat, room):
-            await self._publish(room, room.remove(seat.player_id, "left"))
+        await self._act(sid, lambda record, me: record.room.remove(me, "left"))
         return ok()
 
     async def _kick_player(self, sid: str, data: Any) -> Ack:
         body = KickPlayerIn.model_validate(data)
-        async with self._seated(sid) as (seat, room):
-            await self._publish(room, room.kick(seat.player_id, body.player_id))
+        await self._act(sid, lambda record, me: record.room.kick(me, body.player_id))
         return ok()
 
     async def _update_settings(self, sid: str, data: Any) -> Ack:
         body = UpdateSettingsIn.model_validate(data)
-        async with self._seated(sid) as (seat, room):
-            settings = body.merged(room.settings)
+
+        def update(record: RoomRecord, me: str) -> Sequence[ev.Event]:
+            settings = body.merged(record.room.settings)
             decks = []
             for deck_id in settings.deck_ids:
                 deck = self.registry.library.get(deck_id)
                 if deck is None:
                     raise InvalidSettings(f"unknown deck {deck_id!r}")
                 decks.append(deck)
-            await self._publish(room, room.update_settings(seat.player_id, settings, decks))
+            return record.room.update_settings(me, settings, decks)
+
+        await self._act(sid, update)
         return ok()
 
     # --- connections --------------------------------------------------------------------------
@@ -450,12 +527,12 @@ class GameServer:
             token = auth.get("token") if isinstance(auth, dict) else None
             if token is None:
                 return True
-            seat = self.sessions.by_token(token) if isinstance(token, str) else None
-            if seat is None:
+            code = room_of_token(token) if isinstance(token, str) else None
+            if code is None:
                 await self._send_error(sid, "session_expired",
                                        "that seat is gone; create or join a room")
                 return True
-            await self._resume(sid, seat)
+            await self._resume(sid, code, token)
         except Exception:
             logger.error("connect of %s failed", sid, exc_info=True)
         return True
@@ -471,28 +548,48 @@ class GameServer:
         for address, quiet in self.refusals.sweep():
             logger.warning("refused %d more connections from %s", quiet, address)
 
-    async def _resume(self, sid: str, seat: Seat) -> None:
-        """Put ``sid`` in its seat and send it what it needs to rebuild its screen: the room
-        state and its hand (with everyone), and the submissions while the czar judges."""
-        async with self._lock(seat.room_code):
-            room = self.registry.find(seat.room_code)
-            if room is None or not room.has_player(seat.player_id):
-                await self._send_error(sid, "session_expired",
-                                       "that seat is gone; create or join a room")
-                return
-            old = self.sessions.attach(seat, sid)
-            await self.sio.enter_room(sid, channel(seat.room_code))
-            if old is not None:
-                await self._replace(old, seat.room_code)
-            self._touch(room.code)
-            await self._publish(room, room.mark_reconnected(seat.player_id))
-            subs = payloads.submissions(room.public_state())
-            if subs is not None:
-                await self._emit("submissions", subs.model_dump(mode="json"), sid)
-            logger.info("player %s reconnected to room %s", seat.player_id, room.code)
+    async def _resume(self, sid: str, code: str, token: str) -> None:
+        """Put ``sid`` in the seat its token opens and send it what it needs to rebuild its
+        screen: the room state and its hand (with everyone), and the submissions while the czar
+        judges. The seat may have been held by a connection on any instance."""
+        wanted = hash_token(token)
+        found: dict[str, str | None] = {}
+
+        def attach(record: RoomRecord) -> Sequence[ev.Event]:
+            player_id = next((pid for pid, seat in record.seats.items()
+                              if seat.token_hash == wanted), None)
+            if player_id is None or not record.room.has_player(player_id):
+                raise SessionExpired("that seat is gone; create or join a room")
+            seat = record.seats[player_id]
+            found.update(player=player_id, old=seat.sid)
+            seat.sid, seat.instance, seat.disconnected_at = sid, self.instances.id, None
+            return record.room.mark_reconnected(player_id)
+
+        await self.sio.enter_room(sid, channel(code))
+        try:
+            record = await self._transact(code, attach)
+        except (SessionExpired, RoomNotFound):
+            await self.sio.leave_room(sid, channel(code))
+            await self._send_error(sid, "session_expired",
+                                   "that seat is gone; create or join a room")
+            return
+        except ServiceDegraded as exc:
+            await self.sio.leave_room(sid, channel(code))
+            await self._send_error(sid, exc.code, exc.message)
+            return
+        player_id, old = found["player"], found["old"]
+        assert player_id is not None
+        await self._seat_here(sid, code, player_id)
+        if old is not None and old != sid:
+            await self._replace(old, code)
+        subs = payloads.submissions(record.room.public_state())
+        if subs is not None:
+            await self._emit("submissions", subs.model_dump(mode="json"), sid)
+        logger.info("player %s reconnected to room %s", player_id, code)
 
     async def _replace(self, old_sid: str, room_code: str) -> None:
-        """A second connection took the seat: tell the first one and close it."""
+        """A second connection took the seat: tell the first one (on any instance) and close it."""
+        self.local.pop(old_sid, None)
         await self.sio.leave_room(old_sid, channel(room_code))
         await self._send_error(old_sid, "session_replaced", "you connected from elsewhere")
         self._spawn(self.sio.disconnect(old_sid))
@@ -511,79 +608,126 @@ class GameServer:
 
     async def _detach(self, sid: str) -> None:
         """The connection ``sid`` is gone: its seat waits for a reconnect."""
-        seat = self.sessions.detach(sid, self._clock())
-        if seat is None:
+        local = self.local.pop(sid, None)
+        if local is None:
             return
-        async with self._lock(seat.room_code):
-            room = self.registry.find(seat.room_code)
-            if seat.sid is not None or room is None or not room.has_player(seat.player_id):
-                return
-            await self._publish(room, room.mark_disconnected(seat.player_id))
+
+        def detach(record: RoomRecord) -> Sequence[ev.Event]:
+            seat = record.seats.get(local.player_id)
+            if seat is None or seat.sid != sid:
+                return []  # somebody took the seat back meanwhile
+            seat.sid, seat.instance, seat.disconnected_at = None, None, self._clock()
+            return record.room.mark_disconnected(local.player_id)
+
+        try:
+            await self._transact(local.room_code, detach)
+        except RoomNotFound:
+            pass
+        except ServiceDegraded:
+            self._pending_detach[sid] = local  # saved when the store answers again
 
     # --- time ---------------------------------------------------------------------------------
 
     async def _run_ticker(self) -> None:
         while True:
             await asyncio.sleep(self.tick_interval)
-            await self.tick()
+            try:
+                await self.tick()
+            except Exception:
+                logger.error("game tick failed", exc_info=True)
 
     async def tick(self) -> None:
-        """Remove players whose grace period is over, close rooms that nobody attends or that
-        sat idle, and apply round timers."""
+        """Heartbeat, clean up after dead instances, and look at every room whose time came:
+        round timers, reconnect grace periods, unattended and idle rooms."""
         self._log_quiet_refusals()
-        for seat in self.sessions.attached():
-            if seat.sid is not None and self._gone(seat.sid):
-                logger.warning("seat of %s had a dead connection; detached", seat.player_id)
-                await self._detach(seat.sid)  # a connection the library no longer knows
+        for sid in [sid for sid in self.local if self._gone(sid)]:
+            logger.warning("connection %s of a seat was gone; detached", sid)
+            await self._detach(sid)  # a connection the library no longer knows
         for sid in [sid for sid in self._buckets if self._gone(sid)]:
             del self._buckets[sid]  # an event that raced its connection's disconnect
         try:
             await self.connections.heartbeat()
         except Exception:
             logger.error("connection heartbeat failed", exc_info=True)
-        for seat in self.sessions.expired(self._clock(), self.grace):
+        dead = await self._heartbeat()
+        for instance in dead:
+            await self._reap_instance(instance)
+        for code in await self.book.due():
             try:
-                async with self._lock(seat.room_code):
-                    if seat.sid is not None:
-                        continue  # came back while we waited for the lock
-                    room = self.registry.find(seat.room_code)
-                    if room is None or not room.has_player(seat.player_id):
-                        self.sessions.drop(seat.room_code, seat.player_id)
-                        continue
-                    await self._publish(room, room.remove(seat.player_id, "timed_out"))
+                await self._transact(code, self._timers, reschedule=True)
+            except RoomNotFound:
+                await self.book.unschedule(code)
+            except ServiceDegraded:
+                pass
             except Exception:
-                logger.error("removing %s failed", seat.player_id, exc_info=True)
-        await self._close_unattended()
-        for room in self.registry.rooms():
+                logger.error("tick of room %s failed", code, exc_info=True)
+
+    async def _heartbeat(self) -> list[str]:
+        try:
+            dead = await self.instances.heartbeat()
+        except Exception as exc:  # Redis unreachable: the outage path (app/state/book.py)
+            logger.debug("instance heartbeat failed: %s", type(exc).__name__)
+            return []
+        try:
+            if self.book.pending_write_back:
+                await self.book.write_back()
+            for sid, local in list(self._pending_detach.items()):
+                del self._pending_detach[sid]
+                self.local[sid] = local
+                await self._detach(sid)
+        except Exception:
+            logger.warning("write-back after the outage failed; retrying", exc_info=True)
+        return dead
+
+    def _timers(self, record: RoomRecord) -> Sequence[ev.Event]:
+        """Everything time does to a room, as one transition."""
+        room, now = record.room, self._clock()
+        events: list[ev.Event] = []
+        for player_id, seat in list(record.seats.items()):
+            if (seat.sid is None and seat.disconnected_at is not None
+                    and now - seat.disconnected_at >= self.grace
+                    and room.has_player(player_id)):
+                events += room.remove(player_id, "timed_out")
+        if room.is_empty:
+            return events
+        if (not record.attended() and record.unattended_since is not None
+                and now - record.unattended_since >= self.grace):
+            record.closed = "abandoned"
+            return events
+        if now - record.last_active >= self.idle:
+            record.closed = "idle"
+            return events
+        if record.idle_check <= now:
+            record.idle_check = record.last_active + self.idle
+        events += room.tick()
+        return events
+
+    async def _reap_instance(self, instance: str) -> None:
+        """Another instance died: the seats it held are disconnected (their grace starts)."""
+        codes = await self.instances.rooms_of(instance)
+        now = self._clock()
+
+        def detach_all(record: RoomRecord) -> Sequence[ev.Event]:
+            events: list[ev.Event] = []
+            for player_id, seat in record.seats.items():
+                if seat.instance == instance and seat.sid is not None:
+                    seat.sid, seat.instance, seat.disconnected_at = None, None, now
+                    events += record.room.mark_disconnected(player_id)
+            return events
+
+        for code in codes:
             try:
-                async with self._lock(room.code):
-                    if self.registry.find(room.code) is room:
-                        events = room.tick()
-                        if events:
-                            await self._publish(room, events)
+                await self._transact(code, detach_all)
+            except RoomNotFound:
+                pass
             except Exception:
-                logger.error("tick of room %s failed", room.code, exc_info=True)
+                logger.error("cleaning up room %s after instance %s failed", code, instance,
+                             exc_info=True)
+        await self.instances.forget(instance)
+        await self.connections.release_instance(instance)
+        logger.warning("instance %s stopped answering; its %d room(s) were cleaned up",
+                       instance, len(codes))
 
     def _gone(self, sid: str) -> bool:
         """The library no longer knows the connection ``sid``."""
         return self.sio.manager.eio_sid_from_sid(sid, "/") is None
-
-    async def _close_unattended(self) -> None:
-        """Close rooms without a connected player for the grace period (whatever led there),
-        and rooms where nothing happened for ``ROOM_IDLE_SECONDS``."""
-        now = self._clock()
-        for room in self.registry.rooms():
-            try:
-                seats = (self.sessions.by_player(room.code, p.id) for p in room.players)
-                if any(seat is not None and seat.sid is not None for seat in seats):
-                    self._unattended.pop(room.code, None)
-                elif now - self._unattended.setdefault(room.code, now) >= self.grace:
-                    await self._close_room(room, "abandoned", "nobody was connected")
-                    continue
-                if now - self._active.setdefault(room.code, now) >= self.idle:
-                    minutes = round(self.idle / 60)
-                    await self._close_room(
-                        room, "idle", f"nothing happened in this room for {minutes} minutes"
-                    )
-            except Exception:
-                logger.error("closing room %s failed", room.code, exc_info=True)

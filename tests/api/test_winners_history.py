@@ -1,59 +1,56 @@
-"""`GET /api/rooms/{code}/history`: a room's finished rounds, won and voided."""
+"""`GET /api/rooms/{code}/history`: a room's finished rounds, won and voided, kept by the store."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import httpx
 
 from app.game import events as ev
 from app.game.registry import RoomRegistry
-from app.game.room import HISTORY_LIMIT, Room
+from app.game.room import Room
 from app.game.settings import RoomSettings
+from app.state.book import RoomBook
+from app.state.record import RoomRecord, SeatState
+from app.state.wiring import GameState
 from app.video.combos import combination_of
 from app.video.storage import sha_of_key
 from app.video.winners import sentence_of
-from tests.game.support import czar, make_room, non_czars, one, play_all, room_settings
+from tests.game.support import czar, non_czars, one, play_all
 
 
-def _win_round(room: Room) -> ev.RoundWon:
+def _win_round(room: Room) -> list[ev.Event]:
     events = play_all(room)
     revealed = one(events, ev.SubmissionsRevealed)
-    return one(room.pick_winner(czar(room), revealed.submissions[0].submission_id), ev.RoundWon)
-
-
-def test_the_room_remembers_won_and_voided_rounds_across_games() -> None:
-    room = make_room(3, settings=room_settings(score_limit=1))
-    room.start_game(room.players[0].id)
-    won = _win_round(room)  # score limit 1: game over
-    assert room.history == ((1, won),)
-    room.start_game(room.players[0].id)
-    leaver = non_czars(room)[0]
-    room.remove(leaver)  # two players left: the round is voided and the game paused
-    assert [(game, type(o).__name__) for game, o in room.history] == [
-        (1, "RoundWon"), (2, "RoundVoided")]
-    voided = room.history[1][1]
-    assert isinstance(voided, ev.RoundVoided) and voided.reason == "not_enough_players"
-
-
-def test_history_is_bounded() -> None:
-    room = make_room(4, settings=room_settings(score_limit=50))
-    room.start_game(room.players[0].id)
-    for _ in range(HISTORY_LIMIT + 5):
-        if room.round is None or len(room.hand(room.players[0].id)) < 3:
-            break
-        _win_round(room)
-    assert len(room.history) <= HISTORY_LIMIT
+    return [*events, *room.pick_winner(czar(room), revealed.submissions[0].submission_id)]
 
 
 async def test_history_route(client: httpx.AsyncClient) -> None:
     registry: RoomRegistry = client.app.state.registry  # type: ignore[attr-defined]
+    state: GameState = client.app.state.game_state  # type: ignore[attr-defined]
+    book: RoomBook = state.book
     room, host, _ = registry.create_room("Ann", RoomSettings(public_gallery=False))
-    room.add_player("Bob")
-    room.add_player("Cy")
+    record = RoomRecord(room, {host.id: SeatState("h")})
+    book.new_record(record)
+    assert await book.create(record)
+
+    async def apply(change: Sequence[str]) -> list[ev.Event]:
+        record, events = await book.transact(room.code, _steps[change[0]])
+        return events
+
+    def join(record: RoomRecord) -> list[ev.Event]:
+        return [*record.room.add_player("Bob")[1], *record.room.add_player("Cy")[1]]
+
+    _steps = {"join": join,
+              "start": lambda r: r.room.start_game(host.id),
+              "win": lambda r: _win_round(r.room),
+              "leave": lambda r: r.room.remove(non_czars(r.room)[0])}
+    await apply(["join"])
     empty = await client.get(f"/api/rooms/{room.code.lower()}/history")
     assert empty.status_code == 200 and empty.json() == {"code": room.code, "rounds": []}
-    room.start_game(host.id)
-    won = _win_round(room)
-    room.remove(non_czars(room)[0])
+    await apply(["start"])
+    won = one(await apply(["win"]), ev.RoundWon)
+    await apply(["leave"])
     body = (await client.get(f"/api/rooms/{room.code}/history")).json()
     sha = sha_of_key(combination_of(won.black_card_text, list(won.white_card_texts)).key)
     first, second = body["rounds"]

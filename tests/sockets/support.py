@@ -21,7 +21,10 @@ from app.core.cards import KEY_PREFIX, Combination
 from app.core.config import Settings
 from app.game.decks import load_library
 from app.game.registry import RoomRegistry, get_registry
+from app.main import create_sio
 from app.sockets import GameServer, VideoMaker, register_socket_handlers
+from app.state.store import MemoryRoomStore
+from app.state.wiring import GameState
 
 
 class FakeVideoService:
@@ -58,17 +61,18 @@ class LiveServer:
         self,
         settings: Settings,
         video_service: VideoMaker | None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
         extra_lifespan: Callable[[], contextlib.AbstractAsyncContextManager[Any]] | None = None,
         shared: Callable[[], SharedRedis | None] = lambda: None,  # connections counted in memory
     ) -> None:
-        self.registry = RoomRegistry(load_library(), clock=clock)  # the clock of round timers
-        self.sio = socketio.AsyncServer(
-            async_mode="asgi", cors_allowed_origins=[], always_connect=True
-        )
+        library = load_library()
+        self.registry = RoomRegistry(library, clock=clock)  # the clock of round timers
+        self.state = GameState(settings, library, clock=clock)  # rooms in this process
+        self.sio = create_sio(settings)
         self.game: GameServer = register_socket_handlers(
             self.sio,
             registry=self.registry,
+            state=self.state,
             video_service=video_service,
             settings=settings,
             resolve_video=lambda: None,
@@ -90,6 +94,7 @@ class LiveServer:
         api.include_router(rooms_api.router)
         api.include_router(decks_api.router)
         api.dependency_overrides[get_registry] = lambda: self.registry
+        api.state.game_state = self.state
         app = socketio.ASGIApp(self.sio, other_asgi_app=api)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -98,6 +103,13 @@ class LiveServer:
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def room_count(self) -> int:
+        """Rooms in the server's (in-process) store."""
+        store = self.state.book.store
+        assert isinstance(store, MemoryRoomStore)
+        return len(store)
 
     def start(self) -> None:
         self.thread.start()

@@ -91,11 +91,11 @@ async def test_fake_disconnect_and_connect_make_no_ghost_rooms(make_server: Any)
         assert ack["error"]["code"] == "already_in_room"
         await raw.emit("connect", {}, {"token": token})
     await raw.call("leave_room")  # flushes the events above
-    assert len(server.registry) == 0
+    assert server.room_count == 0
     # and with the room left open, closing the socket closes it after the grace period
     second = await raw.call("create_room", {"name": "Ada"})
     await raw.close()
-    await eventually(lambda: len(server.registry) == 0, timeout=5)
+    await eventually(lambda: server.room_count == 0, timeout=5)
     assert not await room_exists(server, second["room_code"])
 
 
@@ -107,7 +107,7 @@ async def test_rooms_nobody_attends_close_after_the_grace_period(
     code = players[0].room_code
     for p in players:
         await p.close()
-    await eventually(lambda: len(server.registry) == 0, timeout=5)
+    await eventually(lambda: server.room_count == 0, timeout=5)
     assert not await room_exists(server, code)
 
 
@@ -116,7 +116,7 @@ async def test_idle_rooms_are_closed_and_players_told_why(make_server: Any, clie
     host, bo, cy = await table(clients, server, 3)
     closed = await bo.wait_for("room_closed", timeout=5)
     assert closed["reason"] == "idle" and closed["room_code"] == host.room_code
-    assert len(server.registry) == 0
+    assert server.room_count == 0
     # their seats are gone, and the connection may start again
     ack = await bo.call("start_game")
     assert ack["error"]["code"] == "not_in_room"
@@ -127,7 +127,7 @@ async def test_round_timers_alone_do_not_keep_a_room_alive(
     make_server: Any, clients: Any
 ) -> None:
     clock = FakeClock()  # the rooms' clock: rounds time out as fast as we advance it
-    server = make_server(clock=clock, room_idle_seconds=0.8)
+    server = make_server(clock=clock, room_idle_seconds=20)  # fake seconds, like the timers
     players = await table(clients, server, 3, submit_seconds=5)
     await start_round_one(players)
     for _ in range(60):  # nobody plays; every 0.05 s a round is voided and a new one starts

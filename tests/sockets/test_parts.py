@@ -18,7 +18,6 @@ from app.sockets.packets import MalformedPackets
 from app.sockets.ratelimit import TokenBucket
 from app.sockets.schemas import CreateRoomIn, SettingsIn, SubmitCardsIn
 from app.sockets.server import describe
-from app.sockets.sessions import AlreadyInRoom, NotInRoom, Sessions
 from app.sockets.video import VideoJobs
 from tests.game.support import FakeClock
 from tests.sockets.support import FakeVideoService
@@ -32,30 +31,6 @@ def test_token_bucket_allows_a_burst_then_the_rate() -> None:
     assert bucket.take() and not bucket.take()
     clock.advance(100)  # never more than the burst
     assert [bucket.take() for _ in range(4)] == [True, True, True, False]
-
-
-def test_sessions_seat_detach_expire_and_drop() -> None:
-    sessions = Sessions()
-    seat = sessions.seat("ABCDE", "p_1", "sid-1")
-    assert len(seat.token) >= 40
-    assert sessions.require("sid-1") is seat
-    assert sessions.by_token(seat.token) is seat
-    with pytest.raises(AlreadyInRoom):
-        sessions.seat("ABCDE", "p_2", "sid-1")
-    assert sessions.detach("sid-1", now=10.0) is seat
-    assert seat.sid is None and seat.disconnected_at == 10.0
-    with pytest.raises(NotInRoom):
-        sessions.require("sid-1")
-    assert sessions.expired(now=14.0, grace=5.0) == []
-    assert sessions.expired(now=15.0, grace=5.0) == [seat]
-    assert sessions.attach(seat, "sid-2") is None
-    assert sessions.expired(now=99.0, grace=5.0) == []
-    assert sessions.attach(seat, "sid-3") == "sid-2"
-    assert sessions.by_sid("sid-2") is None
-    assert sessions.detach("sid-2", now=1.0) is None  # the replaced connection owns nothing
-    assert sessions.drop("ABCDE", "p_1") is seat
-    assert sessions.by_token(seat.token) is None and sessions.by_sid("sid-3") is None
-    assert sessions.drop("ABCDE", "p_1") is None
 
 
 def test_settings_payload_maps_to_room_settings() -> None:
@@ -93,17 +68,6 @@ def test_validation_errors_are_summarised() -> None:
     message = describe(info.value)
     assert "card_ids.0" in message and "x: Extra inputs are not permitted" in message
     assert len(message) <= 300
-
-
-def test_a_connection_holds_one_seat() -> None:
-    sessions = Sessions()
-    first = sessions.seat("ABCDE", "p_1", "sid-1")
-    sessions.detach("sid-1", now=0.0)
-    second = sessions.seat("FGHJK", "p_2", "sid-1")
-    with pytest.raises(AlreadyInRoom):
-        sessions.attach(first, "sid-1")  # the ghost-room trick of issue 10
-    assert first.sid is None and second.sid == "sid-1"
-    assert sessions.by_sid("sid-1") is second
 
 
 async def test_connection_counts_are_a_count_per_address() -> None:

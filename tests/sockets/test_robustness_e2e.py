@@ -47,7 +47,7 @@ def error_code(ack: dict[str, Any]) -> str:
 async def test_bad_create_room(server: LiveServer, clients: Any, payload: Any, code: str) -> None:
     (c,) = await clients(server, "c")
     assert error_code(await c.call("create_room", payload)) == code
-    assert len(server.registry) == 0
+    assert server.room_count == 0
     assert (await c.call("start_game"))["error"]["code"] == "not_in_room"
 
 
