@@ -25,6 +25,7 @@ from app.core.config import Settings
 from app.video.pregen import PregenReport, pregenerate
 from app.video.reindex import REPORT_FIELDS, ReindexReport, reindex
 from app.video.service import VideoService, build_provider
+from app.video.storage import build_storage
 
 T = TypeVar("T")
 DRY_RUN_LABELS = {"restored": "would restore", "promoted": "would promote"}
@@ -72,9 +73,7 @@ def _unreachable(settings: Settings, exc: RedisUnreachable, what: str) -> str:
 async def _run_reindex(settings: Settings, dry_run: bool) -> ReindexReport:
     async def work(service: VideoService) -> ReindexReport:
         with _progress() as progress:
-            directory = service.storage.directory
-            total = await asyncio.to_thread(
-                lambda: sum(1 for _ in directory.glob("*.mp4")) if directory.is_dir() else 0)
+            total = await asyncio.to_thread(service.storage.count_videos)  # folder or bucket
             task = progress.add_task("reindex", total=total, last="")
             def step(outcome: str) -> None:
                 label = DRY_RUN_LABELS.get(outcome, outcome) if dry_run else outcome
@@ -112,7 +111,7 @@ def reindex_command(
     except RedisUnreachable as exc:
         fail(_unreachable(settings, exc, "Nothing was reindexed." if dry_run else
                           "The index is not rebuilt; run reindex again when Redis is back."))
-    title = f"reindex of {settings.resolved_video_dir}" + (" (dry run)" if dry_run else "")
+    title = f"reindex of {build_storage(settings).location}" + (" (dry run)" if dry_run else "")
     table = Table("outcome", "videos", title=title)
     for name in REPORT_FIELDS:
         label = DRY_RUN_LABELS.get(name, name) if dry_run else name

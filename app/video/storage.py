@@ -355,6 +355,12 @@ class VideoStorage:
                 continue
             yield sha, self.read_meta(sha)
 
+    def count_videos(self) -> int:
+        """How many videos are stored (a progress bar's total)."""
+        if not self.directory.is_dir():
+            return 0
+        return sum(1 for p in self.directory.glob("*.mp4") if SHA_RE.fullmatch(p.stem))
+
     def remove_stale_temps(self, older_than: float = 3600.0) -> int:
         """Delete temporary files left by crashed renders: at once when their owner was a
         process of this host that is gone, otherwise when older than `older_than` seconds

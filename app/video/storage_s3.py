@@ -368,6 +368,9 @@ class S3VideoStorage(VideoStorage):
                         shas.append(name[:-4])
         return sorted(shas)
 
+    def count_videos(self) -> int:
+        return len(self.list_shas())
+
     def iter_videos(self) -> Iterator[tuple[str, VideoMeta | None]]:
         """(sha, sidecar or None) for every video in the bucket; sidecars read in parallel."""
         shas = self.list_shas()

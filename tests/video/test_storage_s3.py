@@ -274,6 +274,8 @@ def test_the_reindex_command_reads_the_bucket_and_never_prints_the_secret(
     rows = dict(tuple(cell.strip() for cell in line.strip("│ ").split("│"))[:2]
                 for line in done.stdout.splitlines() if line.startswith("│"))
     assert rows["restored"] == "1" and rows["scanned"] == "1"
+    assert f"s3://{bucket}/videos/" in "".join(done.stdout.split())  # the title (wrapped)
+    assert "1/1" in done.stdout  # the progress bar's total comes from the bucket too
     assert SECRET not in done.stdout + done.stderr
 
 
