@@ -6,8 +6,6 @@ uses its own short-lived clients and maps their errors in the one place (`mapped
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -18,21 +16,18 @@ from app.cache.connection import (
     make_sync_client,
     mask_url,
     redis_target,
+    sentinel_address,
 )
 from app.cache.errors import CacheBackendError, mapped_errors
 from app.cache.healer import MARKER_KEY
 from app.cache.journal import Journal
+from app.cache.topology import Check, topology_checks
 from app.core.cards import KEY_PREFIX
 from app.core.config import Settings
 
-Status = Literal["ok", "warn", "fail"]
+__all__ = ["Check", "diagnose"]
+# Check.status: "fail" makes the doctor exit non-zero; "warn" is advice.
 EVICTING_POLICIES = {"allkeys-lru", "allkeys-lfu", "allkeys-random"}
-
-
-@dataclass(frozen=True)
-class Check:
-    status: Status  # "fail" makes the doctor exit non-zero; "warn" is advice
-    text: str
 
 
 def diagnose(settings: Settings) -> list[Check]:
@@ -58,10 +53,12 @@ def _redis_checks(settings: Settings) -> list[Check]:
     except CacheBackendError as exc:
         return [Check("fail", f"Redis unreachable: {exc}")]
     try:
+        checks = topology_checks(settings, client)
         with mapped_errors():
-            checks = [Check("ok", f"Redis {info.get('redis_version')} answers")]
-            checks.append(_policy(client))
-            checks.append(_persistence(client))
+            primary = _address(client)
+            checks.append(Check("ok", f"Redis {info.get('redis_version')} answers at {primary}"))
+            checks.append(_on(primary, _policy(client)))
+            checks.append(_on(primary, _persistence(client)))
             checks.append(_index_marker(client))
     except CacheBackendError as exc:
         checks.append(Check("fail", f"Redis check failed: {exc}"))
@@ -71,6 +68,22 @@ def _redis_checks(settings: Settings) -> list[Check]:
     if settings.cache_near_enabled:
         checks.append(_tracking(settings))
     return checks
+
+
+def _address(client: redis.Redis) -> str:
+    """host:port (or socket path) of the server a connected single-connection client is on."""
+    connection = client.connection
+    if connection is None:
+        return "?"
+    path = getattr(connection, "path", None)
+    if path:
+        return str(path)
+    return f"{getattr(connection, 'host', '?')}:{getattr(connection, 'port', '?')}"
+
+
+def _on(primary: str, check: Check) -> Check:
+    """Label a per-server check with the primary it was made on."""
+    return Check(check.status, f"{check.text} [primary {primary}]")
 
 
 def _config(client: redis.Redis, name: str, default: str) -> str:
@@ -104,8 +117,14 @@ def _index_marker(client: redis.Redis) -> Check:
 
 def _password_needed(settings: Settings) -> Check:
     """A password in REDIS_URL that the server does not ask for protects nothing."""
-    options = redis.connection.parse_url(effective_url(settings))  # type: ignore[no-untyped-call]
-    if not options.get("password"):
+    address = sentinel_address(settings)
+    if address is not None:
+        password = address.password
+    else:
+        options = redis.connection.parse_url(  # type: ignore[no-untyped-call]
+            effective_url(settings))
+        password = options.get("password")
+    if not password:
         return Check("ok", "REDIS_URL carries no password")
     anonymous = settings.model_copy(update={"redis_url": _without_auth(settings.redis_url)})
     try:

@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 import redis
 
+from app.cache.doctor import diagnose
 from app.cache.entry import CacheEntry
 from app.cache.keys import key_for
 from app.cache.lock import RedisLock
 from app.services.video_cache import VideoCache
-from tests.cache.conftest import CacheFactory
+from tests.cache.conftest import CacheFactory, make_settings
 from tests.support.redis_server import free_port
 from tests.support.topologies import SentinelTopology, wait_for
 
@@ -176,3 +177,19 @@ def test_failover_loses_no_acknowledged_permanent_entry(own_topology: SentinelTo
     assert [CacheEntry.decode(raw).video_url for raw in stored if raw is not None] == urls
     assert cache.get(f"Stream {len(urls) - 1} ____.", ["failover"]) == urls[-1]
     assert cache.get_stats()["cache_type"] == "redis"
+
+
+def test_doctor_reports_the_sentinel_topology(topology: SentinelTopology, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, topology.url())
+    lines = [f"{check.status} {check.text}" for check in diagnose(settings)]
+    text = "\n".join(lines)
+    host, port = topology.master_address()
+    replica = topology.replicas[0].port
+    assert "ok topology: Sentinel, service mymaster" in text
+    assert f"master {host}:{port} (master)" in text
+    assert f"replica 127.0.0.1:{replica} (slave, link ok)" in text
+    assert f"ok primary: 1 replica(s) connected: 127.0.0.1:{replica} (online" in text
+    assert "permanent writes wait for 1 replica" in text
+    assert f"maxmemory-policy noeviction [primary {host}:{port}]" in text
+    assert not any(line.startswith("fail") for line in lines), lines
+    assert PASSWORD not in text
