@@ -211,6 +211,12 @@ class Settings(BaseSettings):
             raise ValueError(f"{rate!r} is not a rate like 10/minute") from None
         return rate
 
+    @field_validator("redis_tls_ca_file", "redis_tls_cert_file", "redis_tls_key_file",
+                     mode="before")
+    @classmethod
+    def _empty_path_is_none(cls, value: object) -> object:
+        return None if value == "" else value  # `REDIS_TLS_CA_FILE=` in .env: not set
+
     @model_validator(mode="after")
     def _check_redis_tls(self) -> Settings:
         files = {"REDIS_TLS_CA_FILE": self.redis_tls_ca_file,
