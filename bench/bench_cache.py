@@ -605,7 +605,8 @@ def build_targets(latency: dict[str, Any], throughput: dict[str, Any]) -> list[d
     for api, off, raw in (("sync", "ours_sync_near_off", "raw_sync"),
                           ("async", "ours_async_near_off", "raw_async")):
         spread = latency[off]["ratio_mean"]
-        rows.append(target(f"{api} hit, near cache off / raw GET (mean)", spread["median"],
+        rows.append(target(f"{api} hit, near cache off / raw GET (mean, one caller)",
+                           spread["median"],
                            "<=", 1.10, "×", f"{_mean(latency, off):.1f} µs vs "
                            f"{_mean(latency, raw):.1f} µs", spread))
     for api, on, raw in (("sync", "ours_sync_near_on", "raw_sync"),
@@ -665,11 +666,9 @@ def throughput_targets(throughput: dict[str, Any]) -> list[dict[str, Any]]:
                             f"{cell['ops_per_s']:,.0f} vs {limit['ops_per_s']:,.0f} GET/s "
                             f"(medians over rounds; with -P 16: "
                             f"{limit['pipelined_16_ops_per_s'] or 0:,.0f} GET/s)"))
-    one = _spread(raw["1"]["rounds"], ours["1"]["rounds"])  # time per call, ours / raw
-    rows.append(_target("one task, ours near cache off / raw redis.asyncio (time per call)",
-                        one["median"], "<=", 1.10, "×",
-                        f"{1e6 / ours['1']['ops_per_s']:.1f} µs vs "
-                        f"{1e6 / raw['1']['ops_per_s']:.1f} µs per call", one))
+    # One task: the "async hit, near cache off / raw GET" latency target above. It interleaves
+    # the variants in chunks of 250 calls, so machine noise hits both alike; the 1-task column
+    # of the throughput table runs each variant as one block and is kept as a reference only.
     p99 = cell["p99_ratio_vs_raw"]
     rows.append(_target("p99 per call at 50 tasks, ours near cache off / raw redis.asyncio",
                         p99["median"], "<=", 1.0, "×",

@@ -99,7 +99,7 @@ def plot_percentiles(latency: dict[str, Any], names: list[str], title: str,
 
 
 def plot_throughput(throughput: dict[str, Any], levels: list[int], path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+    fig, ax = plt.subplots(figsize=(8.5, 6.2), dpi=110)
     limit = throughput.get("_limit")
     if limit:  # redis-benchmark against the same server: what the machine can do at all
         ax.axhline(limit["ops_per_s"], color="black", linewidth=1.2, linestyle=":",
@@ -126,7 +126,7 @@ def plot_throughput(throughput: dict[str, Any], levels: list[int], path: Path) -
     ax.set_title("Async hit throughput against concurrency (median of rounds)")
     ax.set_xlim(0.8, levels[-1] * 1.25)
     ax.grid(True, which="both", alpha=0.25)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
