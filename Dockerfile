@@ -1,8 +1,11 @@
 FROM python:3.11-slim
 # The system packages the renderer needs, the same as `make system-deps` checks for:
-# DejaVu (text), Noto Color Emoji (emoji on cards), espeak-ng (narration).
+# DejaVu (text), Noto Color Emoji (emoji on cards), espeak-ng (narration); openssl and nginx
+# as well, the list being the same (tests/core/test_packaging.py). In production nginx runs in
+# front of the instances on its own (docs/deploy.md).
 RUN apt-get update \
     && apt-get install -y --no-install-recommends fonts-dejavu-core fonts-noto-color-emoji espeak-ng \
+       openssl nginx \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /srv
 COPY pyproject.toml README.md ./

@@ -4,8 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
+N ?= 2
 
-.PHONY: install system-deps run test quick lint typecheck pytest bench clean
+.PHONY: install system-deps run run-cluster test quick lint typecheck pytest bench clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -16,7 +17,8 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 # Debian packages the tests use: a real redis-server, openssl (TLS test certificates), DejaVu
-# and emoji fonts, espeak-ng, and Chromium's headless shell for the browser tests (tests/web).
+# and emoji fonts, espeak-ng, Chromium's headless shell for the browser tests (tests/web), and
+# nginx in front of several instances (tests/cluster/test_nginx.py, `make run-cluster`).
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
@@ -25,6 +27,7 @@ system-deps:
 	command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
 	[ -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || missing="$$missing fonts-noto-color-emoji"; \
 	[ -e /usr/lib/chromium/chromium-headless-shell ] || missing="$$missing chromium-headless-shell"; \
+	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
@@ -36,8 +39,13 @@ system-deps:
 run: install
 	$(PY) -m app.main --host $(HOST) --port $(PORT)
 
+# N instances (ports PORT+1..PORT+N) on REDIS_URL, with nginx in front on HOST:PORT, configured
+# as in docs/deploy.md. Several instances need Redis: without it, it says so and stops.
+run-cluster: install
+	$(PY) -m deploy.run_cluster --instances $(N) --host $(HOST) --port $(PORT)
+
 lint: install
-	$(VENV)/bin/ruff check app tests bench
+	$(VENV)/bin/ruff check app tests bench deploy
 
 typecheck: install
 	$(VENV)/bin/mypy

@@ -1,0 +1,1 @@
+"""Running several instances: the nginx configuration in front of them, and a local cluster."""
