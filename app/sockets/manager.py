@@ -63,6 +63,18 @@ class GameRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
             self._failing = False
             logger.info("Socket.IO: publishing to %s again", self.masked_url)
 
+    async def aclose(self) -> None:
+        """Stop listening and close the Redis connections (the app's shutdown)."""
+        listener = getattr(self, "thread", None)
+        if isinstance(listener, asyncio.Task):
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
+        if self.pubsub is not None:
+            await self.pubsub.aclose()
+        if self.redis is not None:
+            await self.redis.aclose()
+        self.connected = False
+
     async def _redis_listen_with_retries(self) -> AsyncIterator[Any]:
         subscribed = False
         while True:

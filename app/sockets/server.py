@@ -219,6 +219,9 @@ class GameServer:
         await self.videos.close()
         await self.connections.aclose()
         await self.instances.leave()
+        close_manager = getattr(self.sio.manager, "aclose", None)  # the Redis manager's
+        if close_manager is not None:
+            await close_manager()
         if self._own_limits:
             await self.limits.aclose()
 
@@ -668,6 +671,10 @@ class GameServer:
         except Exception as exc:  # Redis unreachable: the outage path (app/state/book.py)
             logger.debug("instance heartbeat failed: %s", type(exc).__name__)
             return []
+        if self.instances.revived:
+            logger.warning("this instance was taken for dead; putting its connections back")
+            for sid, local in list(self.local.items()):
+                await self._reattach(sid, local)
         try:
             if self.book.pending_write_back:
                 await self.book.write_back()
@@ -678,6 +685,25 @@ class GameServer:
         except Exception:
             logger.warning("write-back after the outage failed; retrying", exc_info=True)
         return dead
+
+    async def _reattach(self, sid: str, local: LocalSeat) -> None:
+        """A live connection whose seat was marked disconnected by others: sit it back down."""
+
+        def attach(record: RoomRecord) -> Sequence[ev.Event]:
+            seat = record.seats.get(local.player_id)
+            if seat is None or (seat.sid is not None and seat.sid != sid):
+                return []  # gone, or taken by a newer connection
+            seat.sid, seat.instance, seat.disconnected_at = sid, self.instances.id, None
+            return record.room.mark_reconnected(local.player_id)
+
+        try:
+            await self._transact(local.room_code, attach)
+            await self.instances.track(local.room_code)
+        except GameError:
+            pass
+        except Exception:
+            logger.error("putting %s back in room %s failed", sid, local.room_code,
+                         exc_info=True)
 
     def _timers(self, record: RoomRecord) -> Sequence[ev.Event]:
         """Everything time does to a room, as one transition."""

@@ -7,6 +7,11 @@ answers 1 to one caller only) marks the seats it held as disconnected, room by r
 normal transition path, and drops its open-connection counts. The rooms an instance holds seats
 in are listed in ``punchline:instance:<id>:rooms``.
 
+After an outage every heartbeat is old; so an instance claims others dead only once it has
+itself been beating again for a full TTL, which gives them the time to beat too. Should an
+instance still find itself declared dead (its entry was gone), it says so (``revived``) and the
+game server puts its live connections back in their seats.
+
 In-process mode (no shared store) has no heartbeats: the instance is always alone.
 """
 
@@ -41,7 +46,10 @@ class Instances:
         self.ttl = ttl
         self.clock = clock
         self.peers: set[str] = set()  # other live instances, as of the last heartbeat
+        self.revived = False  # the last heartbeat found this instance declared dead
         self._tracked: set[str] = set()  # rooms already listed under this instance
+        self._beating_since: float | None = None  # first heartbeat of the current good run
+        self._ever_beaten = False
 
     def alone(self) -> bool:
         """No other instance was alive at the last heartbeat that reached Redis."""
@@ -53,12 +61,24 @@ class Instances:
         if self.client is None:
             return []
         now = self.clock()
-        async with self.client.pipeline(transaction=False) as pipe:
-            pipe.zadd(INSTANCES_KEY, {self.id: now})
-            pipe.zrangebyscore(INSTANCES_KEY, now - self.ttl, "+inf")
-            pipe.zrangebyscore(INSTANCES_KEY, "-inf", f"({now - self.ttl}")
-            _, live, dead = await pipe.execute()
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.zadd(INSTANCES_KEY, {self.id: now})
+                pipe.zrangebyscore(INSTANCES_KEY, now - self.ttl, "+inf")
+                pipe.zrangebyscore(INSTANCES_KEY, "-inf", f"({now - self.ttl}")
+                added, live, dead = await pipe.execute()
+        except BaseException:
+            self._beating_since = None
+            raise
+        self.revived = bool(added) and self._ever_beaten
+        self._ever_beaten = True
+        if self._beating_since is None:
+            self._beating_since = now
+        if added:
+            self._tracked.clear()  # our room list may have been cleaned up with us
         self.peers = {_text(m) for m in live} - {self.id}
+        if now - self._beating_since < self.ttl:
+            return []  # just back from an outage: let the others beat first
         claimed = []
         for member in dead:
             name = _text(member)

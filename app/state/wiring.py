@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 from fastapi import Request
 from redis.exceptions import RedisError
 
-from app.cache.connection import client_options, effective_url, is_memory_url, mask_url
+from app.cache.connection import async_client, is_memory_url, mask_url
 from app.core.config import Settings
 from app.game.decks import DeckLibrary
 from app.state.book import RoomBook
@@ -49,8 +49,7 @@ class GameState:
         if is_memory_url(url):
             logger.info("Game state: in this process (REDIS_URL=memory://)")
             return False
-        client = aioredis.Redis.from_url(effective_url(self.settings),
-                                         **client_options(self.settings))
+        client = async_client(self.settings)  # any topology the cache supports
         try:
             await client.ping()
         except (RedisError, OSError) as exc:

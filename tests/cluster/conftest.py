@@ -19,12 +19,13 @@ Instances = Callable[..., list[AppServer]]
 
 @pytest.fixture
 def instances(redis_url: str, tmp_path: Path) -> Iterator[Instances]:
-    """``instances(2, SUBMIT...)``: N started instances sharing Redis and a fresh channel."""
+    """``instances(2, redis=None, **env)``: N started instances sharing the session's Redis (or
+    ``redis``) and a channel of their own."""
     stack: list[Any] = []
     channel = f"test-{uuid.uuid4().hex[:8]}"
 
-    def start(n: int, **overrides: str) -> list[AppServer]:
-        env = server_env(redis_url, SOCKETIO_CHANNEL=channel, INSTANCE_TTL_SECONDS="2",
+    def start(n: int, redis: str | None = None, **overrides: str) -> list[AppServer]:
+        env = server_env(redis or redis_url, SOCKETIO_CHANNEL=channel, INSTANCE_TTL_SECONDS="2",
                          SPECULATIVE_RENDER="false", **overrides)
         started = []
         for _ in range(n):

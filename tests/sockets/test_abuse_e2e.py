@@ -127,7 +127,7 @@ async def test_round_timers_alone_do_not_keep_a_room_alive(
     make_server: Any, clients: Any
 ) -> None:
     clock = FakeClock()  # the rooms' clock: rounds time out as fast as we advance it
-    server = make_server(clock=clock, room_idle_seconds=20)  # fake seconds, like the timers
+    server = make_server(clock=clock, room_idle_seconds=60)  # fake seconds, like the timers
     players = await table(clients, server, 3, submit_seconds=5)
     await start_round_one(players)
     for _ in range(60):  # nobody plays; every 0.05 s a round is voided and a new one starts
