@@ -53,7 +53,7 @@ async def main(url: str, code: str, player_id: str, barrier: str, protected: boo
         return events
 
     await book.transact(code, submit)
-    print(f"conflicts={book.conflicts}")
+    sys.stdout.write(f"conflicts={book.conflicts}\n")
     await client.aclose()
 
 
