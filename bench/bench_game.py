@@ -1,28 +1,41 @@
-"""Game load: many simulated players against ONE real server process.
+"""Game load: many simulated players against real server processes, in-process rooms against
+rooms shared in Redis on one and on two instances, in the same run.
 
     .venv/bin/python bench/bench_game.py [--rooms 50 --players 4 ...]   (or python -m bench)
 
-The server is the real one, `python -m uvicorn app.main:socket_app` on 127.0.0.1 (started by
-`tests/support/app_server.py`), on its own redis-server on a free port, with VIDEO_PROVIDER=local:
-every round's winner is really rendered (in the render pool, whose workers run at nice +10).
+The servers are the real one, `python -m uvicorn app.main:socket_app` on 127.0.0.1 (started by
+`tests/support/app_server.py`), with VIDEO_PROVIDER=local: every round's winner is really
+rendered (in each instance's render pool, whose workers run at nice +10). SPECULATIVE_RENDER is
+off, so the CPU per round compares the game's own work. Three scenarios run one after the other,
+each on fresh processes (and a fresh redis-server of its own, on a free port):
+
+* **in-process**: REDIS_URL=memory://, rooms in the server's memory (the embedded default);
+* **redis ×1**: one instance on Redis: rooms, schedule and heartbeats in Redis, emits through
+  python-socketio's Redis manager;
+* **redis ×2**: two instances on one Redis; seat i of every room connects directly to instance
+  i mod 2, so every room is played across both (the worst case behind a load balancer that
+  spreads players at random). After the timed phases instance A is SIGKILLed and its players
+  reconnect to B with their token (`auth={"token"}`): the failover time.
 
 Clients are real `socketio.AsyncClient`s (websocket transport), all in one asyncio loop per
 client process (`--client-procs`, default 1). Each room has one host and `players - 1` guests;
 every player acts only on what its own connection received (its `hand`, the `room_state`): the
 non-czars submit `pick` random cards of their hand, the czar picks a random submission, the host
-starts a new game after `game_over`. Two timed phases follow the set-up:
+starts a new game after `game_over`. Two timed phases follow the set-up in every scenario:
 
 * **paced**: each player "thinks" U(0.5, 1.5) × `--think` seconds before acting (default 1 s,
   so a room plays a round every ~2.3 s, 10-20× faster than people do). The p99 target
   (< 50 ms for every acknowledged event with 200 clients) is checked on this phase;
-* **flat out**: nobody thinks; rounds/s is the capacity of the box (clients and server share the
-  2 cores, so this is a lower bound of the server alone), latency is the latency at saturation.
+* **flat out**: nobody thinks; rounds/s is the capacity of the box (clients, servers and Redis
+  share the 2 cores), so capacity is also given per server CPU-second.
 
-Measured: time from emit to ack of every event (`sio.call`), per event and phase; rounds/s; the
-server's VmRSS idle / after the connections / after the rooms / after dealing (memory per room);
-CPU of the server process, of its render workers, of redis-server and of each client process
-(from /proc, over each phase); the event-loop lag of the client processes (a late client inflates
-the measured round trip, so it is reported next to it).
+Measured per scenario: time from emit to ack of every event (`sio.call`); rounds/s; CPU seconds
+(utime + stime from /proc/<pid>/stat, before and after each phase) of the server processes, of
+their render pools, of redis-server and of each client process; delivery latency, from a
+player's `submit_cards` emit until another player's `room_state` shows it submitted, split into
+peers on the same instance and on the other one; Redis `MEMORY USAGE` of every room's keys
+(`punchline:room:{CODE}` and its `:history`) after dealing and at the end of play; the failover
+time of the two-instance scenario; the servers' VmRSS.
 
 `run(quick=False) -> dict` (bench/results/game.json through `python -m bench`),
 `print_summary(results)`. `--quick` (or BENCH_SCALE < 0.5) is a 10-room smoke run.
@@ -47,7 +60,8 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +82,8 @@ PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 ACK_TIMEOUT = 15.0
 BARRIER_TIMEOUT = 180.0
 SHUTDOWN_GRACE = 10.0  # seconds between SIGTERM and SIGKILL, as in tests/support
-WINDOW = 10.0  # seconds of the latency-over-time series
+WINDOW = 4.0  # seconds of the latency-over-time series
+KILL_DELAY = 2.5  # seconds between the end of play and the failover's SIGKILL
 
 
 @dataclass
@@ -76,8 +91,8 @@ class Config:
     rooms: int = 50
     players: int = 4
     client_procs: int = 1
-    paced_seconds: float = 30.0
-    flat_seconds: float = 20.0
+    paced_seconds: float = 12.0
+    flat_seconds: float = 8.0
     think: float = 1.0  # mean seconds a player thinks before acting, paced phase
     speculative: bool = False  # SPECULATIVE_RENDER
     render_workers: int = 1  # VIDEO_RENDER_WORKERS
@@ -86,6 +101,11 @@ class Config:
     connect_concurrency: int = 25
     score_limit: int = 50
     hand_size: int = 10
+    shared: bool = True  # rooms in Redis (a redis-server of the scenario's own) or memory://
+    instances: int = 1
+    failover: bool = False  # SIGKILL instance A after the phases; its players move to B
+    label: str = "redis ×1"
+    channel: str = "bench-game"  # SOCKETIO_CHANNEL
 
     @property
     def clients(self) -> int:
@@ -100,11 +120,25 @@ class Config:
             "VIDEO_NARRATION": str(self.narration).lower(),
             "PREGEN_ENABLED": "false",
             "RECONNECT_GRACE_SECONDS": "60",
+            "SOCKETIO_CHANNEL": self.channel,
+            # every client comes from 127.0.0.1; a killed instance's connections still count
+            # until its lease runs out, while its players reconnect to the survivor
+            "SOCKET_MAX_CONNECTIONS_PER_ADDRESS": str(4 * self.clients + 64),
         }
 
 
 def quick_config() -> Config:
-    return Config(rooms=10, paced_seconds=6.0, flat_seconds=5.0)
+    return Config(rooms=10, paced_seconds=5.0, flat_seconds=4.0)
+
+
+def scenarios(base: Config) -> list[Config]:
+    """The same load on in-process rooms, on Redis with one instance, and with two."""
+    return [replace(base, shared=False, instances=1, failover=False, label="in-process",
+                    channel="bench-game-mem"),
+            replace(base, shared=True, instances=1, failover=False, label="redis ×1",
+                    channel="bench-game-r1"),
+            replace(base, shared=True, instances=2, failover=True, label="redis ×2",
+                    channel="bench-game-r2")]
 
 
 # --- /proc --------------------------------------------------------------------------------------
@@ -186,16 +220,17 @@ def vm_rss_kib(pid: int) -> int:
 
 
 class CpuMeter:
-    """CPU seconds of the server, of its descendants (render pool) and of redis-server."""
+    """CPU seconds of the servers (summed), of their descendants (render pools) and of
+    redis-server (absent: 0)."""
 
-    def __init__(self, server_pid: int, redis_pid: int) -> None:
-        self.server_pid, self.redis_pid = server_pid, redis_pid
+    def __init__(self, server_pids: list[int], redis_pid: int | None) -> None:
+        self.server_pids, self.redis_pid = server_pids, redis_pid
         self.dead_children = 0.0  # CPU of descendants seen before that have exited since
         self.seen: dict[int, float] = {}
 
     def read(self) -> dict[str, float]:
         children = 0.0
-        alive = set(descendants(self.server_pid))
+        alive = {child for pid in self.server_pids for child in descendants(pid)}
         for pid in list(self.seen):
             if pid not in alive:
                 self.dead_children += self.seen.pop(pid)
@@ -203,9 +238,10 @@ class CpuMeter:
             self.seen[pid] = proc_cpu_seconds(pid)
             children += self.seen[pid]
         machine = machine_cpu()
-        return {"t": time.monotonic(), "server": proc_cpu_seconds(self.server_pid),
+        return {"t": time.monotonic(),
+                "server": sum(proc_cpu_seconds(pid) for pid in self.server_pids),
                 "render": children + self.dead_children,
-                "redis": proc_cpu_seconds(self.redis_pid),
+                "redis": proc_cpu_seconds(self.redis_pid) if self.redis_pid else 0.0,
                 "machine_busy": machine["busy"], "machine_steal": machine["steal"]}
 
 
@@ -233,6 +269,7 @@ class Schedule:
     paced_at: float = math.inf
     flat_at: float = math.inf
     stop_at: float = math.inf
+    kill_at: float = math.inf  # failover: when instance A gets its SIGKILL
 
     def phase(self, now: float) -> str:
         if now < self.paced_at:
@@ -256,6 +293,11 @@ class Recorder:
     rounds: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     videos: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     games: int = 0
+    # (room, round, player) -> (monotonic time of the submit_cards emit, sender's instance)
+    sent: dict[tuple[str, int, str], tuple[float, int]] = field(default_factory=dict)
+    # phase -> "same" / "cross" instance -> ms from that emit to a peer's room_state showing it
+    delivery: dict[str, dict[str, list[float]]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(list)))
 
     async def call(self, sio: socketio.AsyncClient, event: str, data: Any = None
                    ) -> dict[str, Any] | None:
@@ -278,13 +320,18 @@ class Recorder:
 class Bot:
     """One player: acts only on what its own connection received."""
 
-    def __init__(self, url: str, seat: int, name: str, rec: Recorder, cfg: Config,
+    def __init__(self, urls: list[str], seat: int, name: str, rec: Recorder, cfg: Config,
                  rng: random.Random) -> None:
-        self.url, self.seat, self.name = url, seat, name
+        self.instance = seat % len(urls)  # every room is spread over the instances
+        self.url, self.seat, self.name = urls[self.instance], seat, name
         self.rec, self.cfg, self.rng = rec, cfg, rng
         self.sio = socketio.AsyncClient(reconnection=False)
         self.player_id = ""
         self.room_code = ""
+        self.token = ""
+        self.seen: set[tuple[str, int, str]] = set()  # submissions seen in a room_state
+        self.disconnected = asyncio.Event()
+        self.disconnected_at = math.inf
         self.state: dict[str, Any] | None = None
         self.hand: dict[str, Any] | None = None
         self.armed = False
@@ -301,10 +348,31 @@ class Bot:
         self.sio.on("game_over", self._on_game_over)
         self.sio.on("video_ready", self._on_video_ready)
         self.sio.on("video_failed", self._on_video_failed)
+        self.sio.on("disconnect", self._on_disconnect)
 
     # events
+    async def _on_disconnect(self, *args: Any) -> None:
+        self.disconnected_at = min(self.disconnected_at, time.monotonic())
+        self.disconnected.set()
+
+    def _note_delivery(self, data: dict[str, Any]) -> None:
+        """A peer's submission shows up in our room_state: how long after its emit?"""
+        now = time.monotonic()
+        for p in data.get("players", []):
+            if not p.get("submitted") or p["id"] == self.player_id:
+                continue
+            key = (self.room_code, data["round"], p["id"])
+            sent = self.rec.sent.get(key)
+            if sent is None or key in self.seen:
+                continue
+            self.seen.add(key)
+            kind = "same" if sent[1] == self.instance else "cross"
+            self.rec.delivery[self.rec.schedule.phase(sent[0])][kind].append(
+                (now - sent[0]) * 1000)
+
     async def _on_state(self, data: dict[str, Any]) -> None:
         self.state = data
+        self._note_delivery(data)
         if data.get("phase") == "submitting":
             self.first_state.set()
         self.kick()
@@ -376,6 +444,9 @@ class Bot:
         try:
             if self.rec.schedule.phase(time.monotonic()) == "paced":
                 await asyncio.sleep(self.cfg.think * self.rng.uniform(0.5, 1.5))
+            if event == "submit_cards":
+                key = (self.room_code, self.last_key[2], self.player_id)
+                self.rec.sent[key] = (time.monotonic(), self.instance)
             ack = await self.rec.call(self.sio, event, data)
             if event == "pick_winner" and ack is not None and ack.get("ok"):
                 self.rec.rounds[self.rec.schedule.phase(time.monotonic())] += 1
@@ -402,12 +473,49 @@ class Bot:
         if ack is None or not ack.get("ok"):
             raise RuntimeError(f"create_room failed: {ack}")
         self.player_id, self.room_code = ack["player_id"], ack["room_code"]
+        self.token = ack["token"]
 
     async def join(self, code: str) -> None:
         ack = await self.rec.call(self.sio, "join_room", {"room_code": code, "name": self.name})
         if ack is None or not ack.get("ok"):
             raise RuntimeError(f"join_room failed: {ack}")
         self.player_id, self.room_code = ack["player_id"], ack["room_code"]
+        self.token = ack["token"]
+
+    async def fail_over(self, url: str) -> dict[str, Any]:
+        """Our instance was SIGKILLed: notice it, reconnect to ``url`` with our token, and wait
+        for the room_state (and hand) the survivor sends. Monotonic times, for the caller."""
+        out: dict[str, Any] = {"error": None}
+        got_state, got_hand = asyncio.Event(), asyncio.Event()
+        sio = socketio.AsyncClient(reconnection=False)
+
+        async def on_state(data: dict[str, Any]) -> None:
+            out.setdefault("state_at", time.monotonic())
+            got_state.set()
+
+        async def on_hand(data: dict[str, Any]) -> None:
+            out.setdefault("hand_at", time.monotonic())
+            got_hand.set()
+
+        async def on_error(data: dict[str, Any]) -> None:
+            out["error"] = out["error"] or data.get("code")
+
+        sio.on("room_state", on_state)
+        sio.on("hand", on_hand)
+        sio.on("error", on_error)
+        try:
+            await asyncio.wait_for(self.disconnected.wait(), ACK_TIMEOUT)
+            out["disconnect_at"] = self.disconnected_at
+            await sio.connect(url, transports=["websocket"], auth={"token": self.token},
+                              wait_timeout=20)
+            await asyncio.wait_for(asyncio.gather(got_state.wait(), got_hand.wait()),
+                                   ACK_TIMEOUT)
+        except Exception as exc:  # timeout, refused connection
+            out["error"] = out["error"] or type(exc).__name__
+        finally:
+            with contextlib.suppress(Exception):
+                await sio.disconnect()
+        return out
 
 
 async def loop_lag_probe(schedule: Schedule, out: dict[str, list[float]], stop: asyncio.Event,
@@ -443,7 +551,7 @@ def wait_barrier(barrier: Any) -> None:
     barrier.wait(timeout=BARRIER_TIMEOUT)
 
 
-async def client_main(url: str, cfg: Config, rooms: int, proc_index: int, barrier: Any,
+async def client_main(urls: list[str], cfg: Config, rooms: int, proc_index: int, barrier: Any,
                       schedule_q: Any) -> dict[str, Any]:
     rng = random.Random(1000 + proc_index)
     schedule = Schedule()
@@ -452,13 +560,14 @@ async def client_main(url: str, cfg: Config, rooms: int, proc_index: int, barrie
     stop_probe = asyncio.Event()
     probe = asyncio.create_task(loop_lag_probe(schedule, lag, stop_probe))
     pings: dict[str, list[float]] = defaultdict(list)
-    pinger = (asyncio.create_task(ping_probe(url, schedule, pings, stop_probe))
+    pinger = (asyncio.create_task(ping_probe(urls[0], schedule, pings, stop_probe))
               if proc_index == 0 else None)
-    tables = [[Bot(url, seat, f"P{proc_index}r{r}s{seat}", rec, cfg, rng)
+    tables = [[Bot(urls, seat, f"P{proc_index}r{r}s{seat}", rec, cfg, rng)
                for seat in range(cfg.players)] for r in range(rooms)]
     bots = [b for t in tables for b in t]
     gate = asyncio.Semaphore(cfg.connect_concurrency)
     setup: dict[str, float] = {}
+    failover: list[dict[str, Any]] = []
 
     async def gated(coro: Any) -> None:
         async with gate:
@@ -487,9 +596,10 @@ async def client_main(url: str, cfg: Config, rooms: int, proc_index: int, barrie
         setup["start_s"] = time.monotonic() - started
         await asyncio.to_thread(wait_barrier, barrier)  # 3: cards dealt
 
-        paced_at, flat_at, stop_at = await asyncio.to_thread(schedule_q.get, True,
-                                                             BARRIER_TIMEOUT)
+        paced_at, flat_at, stop_at, kill_at = await asyncio.to_thread(
+            schedule_q.get, True, BARRIER_TIMEOUT)
         schedule.paced_at, schedule.flat_at, schedule.stop_at = paced_at, flat_at, stop_at
+        schedule.kill_at = kill_at
         cpu: dict[str, float] = {}
         await asyncio.sleep(max(0.0, paced_at - time.monotonic()))
         cpu["paced"] = time.process_time()
@@ -506,6 +616,13 @@ async def client_main(url: str, cfg: Config, rooms: int, proc_index: int, barrie
         if pending:
             await asyncio.wait(pending, timeout=ACK_TIMEOUT + 1)
         await asyncio.sleep(0.5)  # late video_ready events
+        if cfg.failover:
+            stop_probe.set()
+            if pinger is not None:
+                with contextlib.suppress(Exception):
+                    await pinger
+            victims = [b for b in bots if b.instance == 0]
+            failover = await asyncio.gather(*(b.fail_over(urls[-1]) for b in victims))
     finally:
         stop_probe.set()
         await probe
@@ -527,14 +644,16 @@ async def client_main(url: str, cfg: Config, rooms: int, proc_index: int, barrie
         "cpu_s": {"paced": cpu["flat"] - cpu["paced"], "flat": cpu["stop"] - cpu["flat"]},
         "loop_lag_ms": {p: summarize_ms(v) for p, v in lag.items()},
         "ping_ms": {p: summarize_ms(v) for p, v in pings.items()},
+        "delivery": {p: dict(kinds) for p, kinds in rec.delivery.items()},
+        "failover": failover,
     }
 
 
-def client_process(url: str, cfg_dict: dict[str, Any], rooms: int, proc_index: int,
+def client_process(urls: list[str], cfg_dict: dict[str, Any], rooms: int, proc_index: int,
                    barrier: Any, schedule_q: Any, results_q: Any) -> None:
     cfg = Config(**cfg_dict)
     try:
-        result = asyncio.run(client_main(url, cfg, rooms, proc_index, barrier, schedule_q))
+        result = asyncio.run(client_main(urls, cfg, rooms, proc_index, barrier, schedule_q))
     except BaseException as exc:
         with contextlib.suppress(Exception):
             barrier.abort()
@@ -568,97 +687,177 @@ def proc_start_time(pid: int) -> int | None:
         return None
 
 
-@contextlib.contextmanager
-def app_server(workdir: Path, env: dict[str, str], shutdown: dict[str, Any]
-               ) -> Iterator[AppServer]:
-    """The real server, started by tests/support/app_server.py's `start_app_server`;
-    on the way out it also records how the shutdown went, and kills what the server left
-    behind (render-pool processes orphaned when the server had to be killed)."""
-    server = start_app_server(workdir, env)
+def stop_server(server: AppServer, shutdown: dict[str, Any]) -> None:
+    """SIGTERM, then SIGKILL after the grace period; record how the shutdown went, and kill
+    what the server left behind (render-pool processes orphaned when it had to be killed)."""
     process = server.process
+    family = [(pid, proc_start_time(pid)) for pid in descendants(process.pid)]
+    started = time.monotonic()
+    process.terminate()
     try:
-        yield server
+        process.wait(timeout=SHUTDOWN_GRACE)
+        shutdown["graceful"] = True
+    except subprocess.TimeoutExpired:  # what a supervisor would do after its grace period
+        shutdown["graceful"] = False
+        process.kill()
+        process.wait()
+    shutdown["seconds"] = round(time.monotonic() - started, 2)
+    shutdown["returncode"] = process.returncode
+    tail = server.log[-20_000:]
+    shutdown["application_shutdown_complete"] = "Application shutdown complete" in tail
+    # After a clean shutdown the pool's processes exit by themselves within a second or
+    # two; after a SIGKILL they never do (their parent is gone, nobody tells them).
+    deadline = time.monotonic() + 5.0
+    while True:
+        left = [(pid, cmdline(pid)) for pid, start in family
+                if start is not None and proc_start_time(pid) == start]
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    for pid, _ in left:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    shutdown["orphans_killed"] = [cmd[:80] for _, cmd in left]
+
+
+def kill_instance(server: AppServer) -> float:
+    """SIGKILL the server and its render pool at once, as when its machine or container dies;
+    returns the monotonic time of the kill."""
+    family = descendants(server.process.pid)
+    killed_at = time.monotonic()
+    server.process.kill()
+    for pid in family:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    server.process.wait()
+    return killed_at
+
+
+@contextlib.contextmanager
+def app_servers(workdir: Path, env: dict[str, str], n: int, shutdowns: list[dict[str, Any]]
+                ) -> Iterator[list[AppServer]]:
+    """``n`` real servers (tests/support/app_server.py's `start_app_server`), started in
+    parallel; the ones still running at the end are stopped with SIGTERM."""
+    with ThreadPoolExecutor(n) as pool:
+        futures = [pool.submit(start_app_server, workdir / f"server{i}", env) for i in range(n)]
+        servers: list[AppServer] = []
+        errors: list[BaseException] = []
+        for future in futures:
+            try:
+                servers.append(future.result())
+            except Exception as exc:
+                errors.append(exc)
+    try:
+        if errors:
+            raise errors[0]
+        yield servers
     finally:
-        family = [(pid, proc_start_time(pid)) for pid in descendants(process.pid)]
-        started = time.monotonic()
-        process.terminate()
-        try:
-            process.wait(timeout=SHUTDOWN_GRACE)
-            shutdown["graceful"] = True
-        except subprocess.TimeoutExpired:  # what a supervisor would do after its grace period
-            shutdown["graceful"] = False
-            process.kill()
-            process.wait()
-        shutdown["seconds"] = round(time.monotonic() - started, 2)
-        shutdown["returncode"] = process.returncode
-        tail = server.log[-20_000:]
-        shutdown["application_shutdown_complete"] = "Application shutdown complete" in tail
-        # After a clean shutdown the pool's processes exit by themselves within a second or
-        # two; after a SIGKILL they never do (their parent is gone, nobody tells them).
-        deadline = time.monotonic() + 5.0
-        while True:
-            left = [(pid, cmdline(pid)) for pid, start in family
-                    if start is not None and proc_start_time(pid) == start]
-            if not left or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
-        for pid, _ in left:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
-        shutdown["orphans_killed"] = [cmd[:80] for _, cmd in left]
+        for server in servers:
+            shutdown: dict[str, Any] = {"grace_s": SHUTDOWN_GRACE}
+            if server.process.poll() is None:
+                stop_server(server, shutdown)
+            else:
+                shutdown["sigkilled"] = True
+            shutdowns.append(shutdown)
+
+
+def room_memory(redis_url: str | None) -> dict[str, Any]:
+    """MEMORY USAGE (exact, SAMPLES 0) of every room's hash and of its history list, averaged."""
+    if redis_url is None:
+        return {}
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        rooms: list[int] = []
+        history: list[int] = []
+        lengths: list[int] = []
+        for key in client.scan_iter(match="punchline:room:*", count=1000):
+            size = client.memory_usage(key, samples=0) or 0
+            if key.endswith(b":history"):
+                history.append(size)
+                lengths.append(client.llen(key))
+            else:
+                rooms.append(size)
+        used = client.info("memory")["used_memory"]
+    finally:
+        client.close()
+    mean = (lambda v: round(statistics.fmean(v)) if v else 0)  # noqa: E731
+    return {"rooms": len(rooms), "room_bytes": mean(rooms), "room_bytes_max": max(rooms, default=0),
+            "histories": len(history), "history_bytes": mean(history),
+            "history_rounds": round(statistics.fmean(lengths), 1) if lengths else 0,
+            "per_room_bytes": mean(rooms) + (sum(history) // len(rooms) if rooms else 0),
+            "used_memory": used}
 
 
 def run_config(cfg: Config) -> dict[str, Any]:
+    """One scenario on fresh processes: its redis-server (when shared) and its instances."""
     from tests.support.redis_server import RedisServer
 
     started_all = time.monotonic()
     ctx = multiprocessing.get_context("spawn")
-    shutdown: dict[str, Any] = {"grace_s": SHUTDOWN_GRACE}
+    shutdowns: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-game-") as tmp:
         workdir = Path(tmp)
-        redis_server = RedisServer(workdir / "redis")
-        redis_server.start()
+        redis_server = RedisServer(workdir / "redis") if cfg.shared else None
+        if redis_server is not None:
+            redis_server.start()
         try:
-            env = {**cfg.server_env(), "REDIS_URL": redis_server.url}
-            with app_server(workdir / "server", env, shutdown) as server:
-                assert redis_server.process is not None
-                result = drive(cfg, ctx, server, redis_server.process.pid, started_all)
+            env = {**cfg.server_env(),
+                   "REDIS_URL": redis_server.url if redis_server else "memory://"}
+            with app_servers(workdir, env, cfg.instances, shutdowns) as servers:
+                result = drive(cfg, ctx, servers, redis_server, started_all)
+                shared = [s.log for s in servers if "Game state: shared in Redis" in s.log]
+                if cfg.shared and len(shared) != len(servers):
+                    raise RuntimeError("an instance did not put its rooms in Redis:\n"
+                                       + servers[0].log[-3000:])
         finally:
-            redis_server.stop()
-    result["server_shutdown"] = shutdown
+            if redis_server is not None:
+                redis_server.stop()
+    result["server_shutdown"] = shutdowns
     result["duration_s"] = round(time.monotonic() - started_all, 1)
     return result
 
 
-def drive(cfg: Config, ctx: Any, server: Any, redis_pid: int, started_all: float
-          ) -> dict[str, Any]:
-    pid = server.process.pid
-    url = server.base_url
-    meter = CpuMeter(pid, redis_pid)
-    time.sleep(1.0)  # let the render pool and the cache settle
-    rss: dict[str, int] = {"idle": vm_rss_kib(pid)}
+def total_rss_kib(pids: list[int]) -> int:
+    return sum(vm_rss_kib(pid) for pid in pids)
+
+
+def drive(cfg: Config, ctx: Any, servers: list[AppServer], redis_server: Any,
+          started_all: float) -> dict[str, Any]:
+    pids = [s.process.pid for s in servers]
+    urls = [s.base_url for s in servers]
+    redis_pid = redis_server.process.pid if redis_server is not None else None
+    redis_url = redis_server.url if redis_server is not None else None
+    meter = CpuMeter(pids, redis_pid)
+    time.sleep(1.0)  # let the render pools and the caches settle
+    rss: dict[str, int] = {"idle": total_rss_kib(pids)}
+    redis_memory: dict[str, Any] = {}
     procs = max(1, min(cfg.client_procs, cfg.rooms))
     shares = split(cfg.rooms, procs)
     barrier = ctx.Barrier(procs + 1)
     schedule_qs = [ctx.Queue() for _ in range(procs)]
     results_q = ctx.Queue()
     workers = [ctx.Process(target=client_process, daemon=True,
-                           args=(url, asdict(cfg), shares[i], i, barrier, schedule_qs[i],
+                           args=(urls, asdict(cfg), shares[i], i, barrier, schedule_qs[i],
                                  results_q)) for i in range(procs)]
     for w in workers:
         w.start()
     results: list[dict[str, Any]] = []
     samples: list[dict[str, float]] = []
+    killed_at: float | None = None
     try:
         for label in ("connected", "rooms", "dealt"):
             barrier.wait(timeout=BARRIER_TIMEOUT)
             time.sleep(0.3)
-            rss[label] = vm_rss_kib(pid)
+            rss[label] = total_rss_kib(pids)
+        redis_memory["dealt"] = room_memory(redis_url)
         paced_at = time.monotonic() + 0.5
         flat_at = paced_at + cfg.paced_seconds
         stop_at = flat_at + cfg.flat_seconds
+        kill_at = stop_at + KILL_DELAY if cfg.failover else math.inf
         for q in schedule_qs:
-            q.put((paced_at, flat_at, stop_at))
+            q.put((paced_at, flat_at, stop_at, kill_at))
         marks: dict[str, dict[str, float]] = {}
         everyone: dict[str, dict[int, float]] = {}
         for label, at in (("paced", paced_at), ("flat", flat_at), ("stop", stop_at)):
@@ -667,17 +866,23 @@ def drive(cfg: Config, ctx: Any, server: Any, redis_pid: int, started_all: float
                 samples.append(meter.read())
             marks[label] = meter.read()
             everyone[label] = all_processes_cpu()
-        deadline = time.monotonic() + ACK_TIMEOUT + 30
+        rss["end"] = total_rss_kib(pids)
+        redis_memory["end"] = room_memory(redis_url)
+        video_stats = []
+        for url in urls:
+            try:
+                video_stats.append(httpx.get(f"{url}/api/video/stats", timeout=10).json())
+            except httpx.HTTPError as exc:
+                video_stats.append({"error": repr(exc)})
+        if cfg.failover:
+            time.sleep(max(0.0, kill_at - time.monotonic()))
+            killed_at = kill_instance(servers[0])
+        deadline = time.monotonic() + 2 * ACK_TIMEOUT + 30
         while len(results) < procs:
             try:
                 results.append(results_q.get(timeout=max(0.1, deadline - time.monotonic())))
             except queue.Empty:
                 break
-        rss["end"] = vm_rss_kib(pid)
-        try:
-            video_stats = httpx.get(f"{url}/api/video/stats", timeout=10).json()
-        except httpx.HTTPError as exc:
-            video_stats = {"error": repr(exc)}
     finally:
         for w in workers:
             w.join(timeout=10)
@@ -686,18 +891,40 @@ def drive(cfg: Config, ctx: Any, server: Any, redis_pid: int, started_all: float
     failed = [r for r in results if "failed" in r]
     if failed or len(results) < procs:
         raise RuntimeError(f"client processes failed: {failed or 'no result'}\n"
-                           f"{server.log[-3000:]}")
-    ours = {os.getpid(), pid, redis_pid, *meter.seen, *(w.pid for w in workers if w.pid)}
+                           f"{servers[-1].log[-3000:]}")
+    ours = {os.getpid(), *pids, *meter.seen, *(w.pid for w in workers if w.pid)}
+    if redis_pid:
+        ours.add(redis_pid)
     others = {phase: busiest_others(everyone[a], everyone[b], marks[b]["t"] - marks[a]["t"], ours)
               for phase, (a, b) in (("paced", ("paced", "flat")), ("flat", ("flat", "stop")))}
     result = assemble(cfg, rss, marks, samples, results, video_stats, started_all)
     for phase, rows in others.items():
         result["phases"][phase]["other_processes"] = rows
+    result["redis_memory"] = redis_memory
+    if killed_at is not None:
+        result["failover"] = failover_stats(results, killed_at)
     return result
 
 
+def failover_stats(results: list[dict[str, Any]], killed_at: float) -> dict[str, Any]:
+    """Times from the SIGKILL of A until its players noticed, and had room_state and hand
+    again from B."""
+    moved = [f for r in results for f in r["failover"]]
+    errors: dict[str, int] = defaultdict(int)
+    for f in moved:
+        if f.get("error") or "state_at" not in f:
+            errors[str(f.get("error") or "no room_state")] += 1
+
+    def since(key: str) -> dict[str, Any]:
+        return summarize_ms([(f[key] - killed_at) * 1000 for f in moved if key in f])
+
+    return {"players": len(moved), "resumed": sum(1 for f in moved if "state_at" in f),
+            "disconnect_seen_ms": since("disconnect_at"), "room_state_ms": since("state_at"),
+            "hand_ms": since("hand_at"), "errors": dict(errors)}
+
+
 def latency_over_time(cfg: Config, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Ack RTT statistics per 10 s window: does the latency drift while the game goes on?"""
+    """Ack RTT statistics per window: does the latency drift while the game goes on?"""
     merged: dict[int, list[float]] = defaultdict(list)
     for res in results:
         for window, samples in res["windows"].items():
@@ -710,9 +937,17 @@ def latency_over_time(cfg: Config, results: list[dict[str, Any]]) -> list[dict[s
     return rows
 
 
+def merge_delivery(results: list[dict[str, Any]], phase: str) -> dict[str, Any]:
+    kinds: dict[str, list[float]] = defaultdict(list)
+    for res in results:
+        for kind, samples in res["delivery"].get(phase, {}).items():
+            kinds[kind].extend(samples)
+    return {kind: summarize_ms(samples) for kind, samples in sorted(kinds.items())}
+
+
 def assemble(cfg: Config, rss: dict[str, int], marks: dict[str, dict[str, float]],
              samples: list[dict[str, float]], results: list[dict[str, Any]],
-             video_stats: dict[str, Any], started_all: float) -> dict[str, Any]:
+             video_stats: list[dict[str, Any]], started_all: float) -> dict[str, Any]:
     phases: dict[str, Any] = {}
     for phase, (a, b) in (("paced", ("paced", "flat")), ("flat", ("flat", "stop"))):
         wall = marks[b]["t"] - marks[a]["t"]
@@ -722,6 +957,8 @@ def assemble(cfg: Config, rss: dict[str, int], marks: dict[str, dict[str, float]
         per_second = [cpu_between(x, y)["server_cpu_pct"] for x, y in
                       zip([marks[a], *in_phase], in_phase, strict=False)]
         cpu = cpu_between(marks[a], marks[b])
+        server_s = marks[b]["server"] - marks[a]["server"]
+        redis_s = marks[b]["redis"] - marks[a]["redis"]
         client_cpu = [round(100 * r["cpu_s"][phase] / wall, 1) for r in results]
         ours = cpu["server_cpu_pct"] + cpu["render_cpu_pct"] + cpu["redis_cpu_pct"]
         phases[phase] = {
@@ -730,15 +967,23 @@ def assemble(cfg: Config, rss: dict[str, int], marks: dict[str, dict[str, float]
             "rounds_per_s": round(rounds / wall, 2),
             "acked_events_per_s": round(merged["acks"]["all"].get("n", 0) / wall, 1),
             **merged,
+            "delivery_ms": merge_delivery(results, phase),
             **cpu,
+            "server_cpu_s": round(server_s, 2),
+            "redis_cpu_s": round(redis_s, 2),
             "server_cpu_pct_peak_1s": max(per_second, default=math.nan),
             "client_cpu_pct": client_cpu,
             # whatever else ran on the machine meanwhile (other users' jobs, the kernel)
             "other_cpu_pct": round(cpu["machine_busy_cpu_pct"] - ours - sum(client_cpu), 1),
             "client_loop_lag_ms": [r["loop_lag_ms"].get(phase, {}) for r in results],
             "ping_ms": next(r["ping_ms"].get(phase, {}) for r in results if r["proc"] == 0),
-            "server_cpu_ms_per_round": round(cpu["server_cpu_pct"] * wall * 10 / rounds, 2)
+            "server_cpu_ms_per_round": round(1000 * server_s / rounds, 2)
             if rounds else math.nan,
+            "server_redis_cpu_ms_per_round": round(1000 * (server_s + redis_s) / rounds, 2)
+            if rounds else math.nan,
+            "rounds_per_server_cpu_s": round(rounds / server_s, 1) if server_s else math.nan,
+            "rounds_per_server_redis_cpu_s": round(rounds / (server_s + redis_s), 1)
+            if server_s + redis_s else math.nan,
             "client_cpu_ms_per_round": round(sum(client_cpu) * wall * 10 / rounds, 2)
             if rounds else math.nan,
             "videos_ready": sum(r["videos"].get(f"{phase}:ready", 0) for r in results),
@@ -753,21 +998,15 @@ def assemble(cfg: Config, rss: dict[str, int], marks: dict[str, dict[str, float]
         "per_room_with_its_connections_kib": round((rss["dealt"] - rss["idle"]) / rooms, 1),
         "growth_during_play_kib": rss["end"] - rss["dealt"],
     }
-    paced = phases["paced"]["acks"]["all"]
-    targets = [{
-        "metric": f"p99 ack round trip, {clients} clients, paced play",
-        "value": paced.get("p99_ms", math.nan), "unit": "ms", "op": "<",
-        "target": TARGET_P99_MS, "met": paced.get("p99_ms", math.inf) < TARGET_P99_MS,
-        "detail": f"{phases['paced']['rounds_per_s']} rounds/s, server CPU "
-                  f"{phases['paced']['server_cpu_pct']} %",
-    }]
-    flat = phases["flat"]["acks"]["all"]
-    targets.append({
-        "metric": f"p99 ack round trip, {clients} clients, flat out (saturated)",
-        "value": flat.get("p99_ms", math.nan), "unit": "ms", "op": "<",
-        "target": TARGET_P99_MS, "met": flat.get("p99_ms", math.inf) < TARGET_P99_MS,
-        "detail": f"{phases['flat']['rounds_per_s']} rounds/s (capacity of the 2-core box)",
-    })
+    targets = []
+    for phase, what in (("paced", "paced play"), ("flat", "flat out (saturated)")):
+        stats = phases[phase]["acks"]["all"]
+        targets.append({
+            "metric": f"{cfg.label}: p99 ack round trip, {clients} clients, {what}",
+            "value": stats.get("p99_ms", math.nan), "unit": "ms", "op": "<",
+            "target": TARGET_P99_MS, "met": stats.get("p99_ms", math.inf) < TARGET_P99_MS,
+            "detail": f"{phases[phase]['rounds_per_s']} rounds/s, server CPU "
+                      f"{phases[phase]['server_cpu_pct']} %"})
     return {
         "config": {**asdict(cfg), "clients": clients, "server_env": cfg.server_env(),
                    "nproc": len(os.sched_getaffinity(0))},
@@ -784,77 +1023,125 @@ def assemble(cfg: Config, rss: dict[str, int], marks: dict[str, dict[str, float]
 
 
 def run(quick: bool = False, cfg: Config | None = None) -> dict[str, Any]:
-    """The benchmark with the default configuration (`quick`: 10 rooms, short phases)."""
+    """The three scenarios with the same load (`quick`: 10 rooms, short phases)."""
     if cfg is None:
         cfg = quick_config() if quick or SCALE < 0.5 else Config()
-    return run_config(cfg)
+    started = time.monotonic()
+    runs: dict[str, Any] = {}
+    for scenario in scenarios(cfg):
+        print(f"running {scenario.label}: {scenario.instances} instance(s) ...", flush=True)
+        try:
+            runs[scenario.label] = run_config(scenario)
+        except Exception as exc:  # the other scenarios still say something
+            runs[scenario.label] = {"error": f"{type(exc).__name__}: {str(exc)[:2000]}"}
+            print(f"  {scenario.label} failed: {type(exc).__name__}: {str(exc)[:300]}",
+                  flush=True)
+    targets = []
+    for label, res in runs.items():
+        if "error" in res:
+            targets.append({"metric": f"{label}: p99 ack round trip, paced play",
+                            "value": None, "unit": "ms", "op": "<", "target": TARGET_P99_MS,
+                            "met": False, "detail": "not measured: " + res["error"][:120]})
+        else:
+            targets.extend(res["targets"])
+    return {"config": {**asdict(cfg), "clients": cfg.clients,
+                       "nproc": len(os.sched_getaffinity(0))},
+            "scenarios": runs, "targets": targets,
+            "duration_s": round(time.monotonic() - started, 1)}
 
 
-def _fmt(stats: dict[str, Any], key: str) -> str:
-    value = stats.get(key)
+def _fmt(stats: dict[str, Any] | None, key: str, digits: int = 1) -> str:
+    value = (stats or {}).get(key)
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) \
-        else f"{value:.1f}"
+        else f"{value:.{digits}f}"
 
 
 def print_summary(results: dict[str, Any]) -> None:
     cfg = results["config"]
     print(f"{cfg['rooms']} rooms × {cfg['players']} players = {cfg['clients']} clients in "
-          f"{cfg['client_procs']} client process(es); think {cfg['think']} s (paced); "
-          f"SPECULATIVE_RENDER={cfg['speculative']}, VIDEO_RENDER_WORKERS="
-          f"{cfg['render_workers']}, narration={cfg['narration']}")
-    setup = results["setup"]
-    print("set-up:", ", ".join(f"{k} {v} s" for k, v in setup["seconds"].items()),
-          "| acks:", ", ".join(f"{e} p50 {_fmt(s, 'p50_ms')} / p99 {_fmt(s, 'p99_ms')} ms"
-                               for e, s in setup["acks"].items() if e != "all"))
-    for name, phase in results["phases"].items():
-        print(f"\n{name}: {phase['seconds']} s, {phase['rounds']} rounds = "
-              f"{phase['rounds_per_s']} rounds/s, {phase['acked_events_per_s']} acked events/s")
-        print(f"  {'event':14s} {'n':>7s} {'p50 ms':>8s} {'p90 ms':>8s} {'p99 ms':>8s} "
-              f"{'max ms':>8s}")
-        for event, s in phase["acks"].items():
-            print(f"  {event:14s} {s.get('n', 0):>7d} {_fmt(s, 'p50_ms'):>8s} "
-                  f"{_fmt(s, 'p90_ms'):>8s} {_fmt(s, 'p99_ms'):>8s} {_fmt(s, 'max_ms'):>8s}")
-        lag = ", ".join(f"p99 {_fmt(x, 'p99_ms')} / max {_fmt(x, 'max_ms')} ms"
-                        for x in phase["client_loop_lag_ms"])
-        print(f"  CPU: server {phase['server_cpu_pct']} % (peak 1 s "
-              f"{phase['server_cpu_pct_peak_1s']} %), render pool {phase['render_cpu_pct']} %, "
-              f"redis {phase['redis_cpu_pct']} %, clients {phase['client_cpu_pct']} %")
-        print(f"  machine: busy {phase['machine_busy_cpu_pct']} % of {cfg['nproc']}00 %, of "
-              f"which other processes {phase['other_cpu_pct']} %; steal "
-              f"{phase['machine_steal_cpu_pct']} %")
-        ping = phase["ping_ms"]
-        print(f"  bare round trip (unknown event, no game logic): p50 {_fmt(ping, 'p50_ms')} / "
-              f"p99 {_fmt(ping, 'p99_ms')} ms; CPU per round: server "
-              f"{phase['server_cpu_ms_per_round']} ms, clients "
-              f"{phase['client_cpu_ms_per_round']} ms")
-        for row in phase.get("other_processes", []):
-            print(f"    not ours: {row['cpu_pct']} % pid {row['pid']} {row['cmd'][:80]}")
-        print(f"  client loop lag: {lag}; videos ready {phase['videos_ready']}, "
-              f"failed {phase['videos_failed']}; errors {phase['errors'] or 'none'}")
-    series = results.get("latency_over_time", [])
-    if series:
-        print("\nack p99 by 10 s window (ms): " + ", ".join(
-            f"{row['phase'][0]}{row['from_s']:.0f}s {_fmt(row, 'p99_ms')}" for row in series))
-    mem = results["memory"]
-    rss = {k: f"{v / 1024:.1f}" for k, v in mem["rss_kib"].items()}
-    print(f"\nserver VmRSS MiB: {rss}")
-    print(f"memory: {mem['per_room_kib']} KiB per room (+ hands), {mem['per_connection_kib']} "
-          f"KiB per connection, {mem['per_room_with_its_connections_kib']} KiB per room with "
-          f"its connections")
-    vs = results["video_stats"]
-    print(f"video service: generations {vs.get('generations')}, in flight {vs.get('in_flight')}, "
-          f"mean render {vs.get('mean_render_seconds')} s, failures {vs.get('failures')}")
+          f"{cfg['client_procs']} client process(es); paced {cfg['paced_seconds']} s (think "
+          f"{cfg['think']} s), flat out {cfg['flat_seconds']} s; SPECULATIVE_RENDER="
+          f"{str(cfg['speculative']).lower()}, VIDEO_RENDER_WORKERS={cfg['render_workers']} per "
+          f"instance; {cfg['nproc']} cores shared by clients, servers and Redis")
+    runs = results["scenarios"]
+    ok = {label: r for label, r in runs.items() if "error" not in r}
+    for label, r in runs.items():
+        if "error" in r:
+            print(f"{label}: FAILED — {r['error'][:300]}")
+    for phase, title in (("paced", "paced play"), ("flat", "flat out")):
+        print(f"\n{title}: ack round trip (ms), rounds, server CPU")
+        print(f"  {'scenario':11s} {'rounds/s':>8s} {'p50':>6s} {'p90':>6s} {'p99':>6s} "
+              f"{'max':>6s} {'srv CPU%':>8s} {'redis%':>6s} {'render%':>7s} {'client%':>7s} "
+              f"{'ms srv/rnd':>10s} {'+redis':>6s} {'rnd/srv-s':>9s} {'rnd/(srv+redis)-s':>17s}")
+        for label, r in ok.items():
+            p = r["phases"][phase]
+            a = p["acks"]["all"]
+            print(f"  {label:11s} {p['rounds_per_s']:>8.1f} {_fmt(a, 'p50_ms'):>6s} "
+                  f"{_fmt(a, 'p90_ms'):>6s} {_fmt(a, 'p99_ms'):>6s} {_fmt(a, 'max_ms'):>6s} "
+                  f"{p['server_cpu_pct']:>8.1f} {p['redis_cpu_pct']:>6.1f} "
+                  f"{p['render_cpu_pct']:>7.1f} {sum(p['client_cpu_pct']):>7.1f} "
+                  f"{_fmt(p, 'server_cpu_ms_per_round', 2):>10s} "
+                  f"{_fmt(p, 'server_redis_cpu_ms_per_round', 2):>6s} "
+                  f"{_fmt(p, 'rounds_per_server_cpu_s'):>9s} "
+                  f"{_fmt(p, 'rounds_per_server_redis_cpu_s'):>17s}")
+        for label, r in ok.items():
+            p = r["phases"][phase]
+            ping = p["ping_ms"]
+            print(f"    {label}: bare round trip p50 {_fmt(ping, 'p50_ms')} / p99 "
+                  f"{_fmt(ping, 'p99_ms')} ms; machine busy {p['machine_busy_cpu_pct']} % of "
+                  f"{cfg['nproc']}00 %, other processes {p['other_cpu_pct']} %; client loop lag "
+                  f"p99 {max((x.get('p99_ms', 0) for x in p['client_loop_lag_ms']), default=0)}"
+                  f" ms; errors {p['errors'] or 'none'}")
+            for row in p.get("other_processes", [])[:2]:
+                print(f"      not ours: {row['cpu_pct']} % pid {row['pid']} {row['cmd'][:70]}")
+    print("\ndelivery: a player's submit_cards emit → another player's room_state showing it (ms)")
+    for label, r in ok.items():
+        for phase in ("paced", "flat"):
+            kinds = r["phases"][phase]["delivery_ms"]
+            print(f"  {label:11s} {phase:5s} " + "; ".join(
+                f"{kind} instance p50 {_fmt(s, 'p50_ms')} / p99 {_fmt(s, 'p99_ms')} / max "
+                f"{_fmt(s, 'max_ms')} (n {s.get('n', 0)})" for kind, s in kinds.items()))
+    for label, r in ok.items():
+        f = r.get("failover")
+        if f:
+            print(f"\nfailover ({label}): SIGKILL of instance A with {f['players']} players; "
+                  f"{f['resumed']} got room_state again from B")
+            for key, what in (("disconnect_seen_ms", "disconnect seen"),
+                              ("room_state_ms", "room_state from B"), ("hand_ms", "hand from B")):
+                s = f[key]
+                print(f"  {what:18s} p50 {_fmt(s, 'p50_ms')} / p99 {_fmt(s, 'p99_ms')} / max "
+                      f"{_fmt(s, 'max_ms')} ms after the SIGKILL")
+            print(f"  errors: {f['errors'] or 'none'}")
+    print("\nRedis MEMORY USAGE per room (bytes): room hash + history list")
+    for label, r in ok.items():
+        for when, m in r.get("redis_memory", {}).items():
+            if m:
+                print(f"  {label:11s} {when:5s} {m['rooms']} rooms: hash {m['room_bytes']} (max "
+                      f"{m['room_bytes_max']}), history {m['history_bytes']} ({m['histories']} "
+                      f"lists, {m['history_rounds']} rounds each) → {m['per_room_bytes']} per "
+                      f"room; used_memory {m['used_memory'] / 1048576:.1f} MiB")
+    print("\nserver VmRSS (MiB, all instances) idle / connected / dealt / end; set-up acks")
+    for label, r in ok.items():
+        rss = r["memory"]["rss_kib"]
+        acks = r["setup"]["acks"]
+        print(f"  {label:11s} " + " / ".join(f"{rss[k] / 1024:.1f}" for k in
+                                             ("idle", "connected", "dealt", "end"))
+              + f"; {r['memory']['per_room_kib']} KiB/room; create p99 "
+                f"{_fmt(acks.get('create_room'), 'p99_ms')}, join p99 "
+                f"{_fmt(acks.get('join_room'), 'p99_ms')} ms")
+    for label, r in ok.items():
+        downs = r.get("server_shutdown", [])
+        print(f"shutdown ({label}): " + "; ".join(
+            "SIGKILLed (failover)" if sd.get("sigkilled") else
+            f"{'graceful' if sd.get('graceful') else 'HUNG, killed'} {sd.get('seconds')} s, "
+            f"orphans {len(sd.get('orphans_killed', []))}" for sd in downs)
+              + f" ({r['duration_s']} s)")
+    print()
     for t in results["targets"]:
         verdict = "met " if t["met"] else "MISS"
-        print(f"[{verdict}] {t['metric']}: {t['value']} {t['unit']} (target {t['op']} "
+        value = "n/a" if t["value"] is None else f"{t['value']:.1f}"
+        print(f"[{verdict}] {t['metric']}: {value} {t['unit']} (target {t['op']} "
               f"{t['target']}) — {t['detail']}")
-    sd = results.get("server_shutdown", {})
-    if sd:
-        how = "graceful" if sd.get("graceful") else f"HUNG, killed after {sd.get('grace_s')} s"
-        orphans = sd.get("orphans_killed", [])
-        print(f"server shutdown after SIGTERM: {how} ({sd.get('seconds')} s); orphaned "
-              f"render-pool processes killed: "
-              f"{orphans if isinstance(orphans, int) else len(orphans)}")
     print(f"({results['duration_s']} s in all)")
 
 
