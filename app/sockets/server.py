@@ -65,6 +65,7 @@ from app.video.deadlines import video_deadline_seconds
 logger = logging.getLogger(__name__)
 
 Ack = dict[str, Any]
+SHUTDOWN_VIDEO_DRAIN_SECONDS = 12.0  # inside the shutdown step's own bound (15 s)
 Action = Callable[[str, Any], Awaitable[Ack]]
 
 
@@ -216,7 +217,8 @@ class GameServer:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await self.videos.close()
+        # A rolling restart must not lose a winner's video: its render finishes first.
+        await self.videos.close(drain=SHUTDOWN_VIDEO_DRAIN_SECONDS)
         await self.connections.aclose()
         await self.instances.leave()
         close_manager = getattr(self.sio.manager, "aclose", None)  # the Redis manager's

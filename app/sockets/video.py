@@ -60,6 +60,7 @@ class VideoJobs:
         # A winner's video may legitimately take this long; never report video_failed sooner.
         self.timeout = timeout if timeout is not None else video_deadline_seconds(get_settings())
         self._tasks: set[asyncio.Task[None]] = set()
+        self._winners: set[asyncio.Task[None]] = set()  # winners' renders, drained at shutdown
 
     @property
     def service(self) -> VideoMaker | None:
@@ -72,10 +73,11 @@ class VideoJobs:
     def pending(self) -> int:
         return len(self._tasks)
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     def on_revealed(self, e: ev.SubmissionsRevealed) -> None:
         """Count every combination played, and render them ahead of time if configured."""
@@ -92,7 +94,9 @@ class VideoJobs:
                 self._spawn(self._speculate(combo))
 
     def on_won(self, channel: str, e: ev.RoundWon) -> None:
-        self._spawn(self._winner(channel, e))
+        task = self._spawn(self._winner(channel, e))
+        self._winners.add(task)
+        task.add_done_callback(self._winners.discard)
 
     async def _record(self, combo: Combination) -> None:
         service = self.service
@@ -136,8 +140,14 @@ class VideoJobs:
         if e.public_gallery and record is not None:
             await record(combo)
 
-    async def close(self) -> None:
-        """Cancel what is still running (at shutdown)."""
+    async def close(self, drain: float = 0.0) -> None:
+        """At shutdown: let winners' renders finish for up to ``drain`` seconds (their
+        ``video_ready`` reaches the room through any instance), cancel everything else."""
+        for task in self._tasks - self._winners:
+            task.cancel()
+        if drain > 0 and self._winners:
+            logger.info("waiting up to %.0f s for %d winner video(s)", drain, len(self._winners))
+            await asyncio.wait(list(self._winners), timeout=drain)
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
