@@ -81,7 +81,10 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 ACK_TIMEOUT = 15.0
 BARRIER_TIMEOUT = 180.0
-SHUTDOWN_GRACE = 10.0  # seconds between SIGTERM and SIGKILL, as in tests/support
+# Seconds between SIGTERM and SIGKILL (tests/support waits 10 s): a server that keeps draining
+# its render backlog past this is reported as hung, and the three scenarios fit in the
+# runner's 150 s.
+SHUTDOWN_GRACE = 6.0
 WINDOW = 4.0  # seconds of the latency-over-time series
 KILL_DELAY = 2.5  # seconds between the end of play and the failover's SIGKILL
 
@@ -705,6 +708,8 @@ def stop_server(server: AppServer, shutdown: dict[str, Any]) -> None:
     shutdown["returncode"] = process.returncode
     tail = server.log[-20_000:]
     shutdown["application_shutdown_complete"] = "Application shutdown complete" in tail
+    if not shutdown["graceful"]:  # what it was doing when the grace period ran out
+        shutdown["log_tail"] = tail[-2500:]
     # After a clean shutdown the pool's processes exit by themselves within a second or
     # two; after a SIGKILL they never do (their parent is gone, nobody tells them).
     deadline = time.monotonic() + 5.0
@@ -790,6 +795,30 @@ def room_memory(redis_url: str | None) -> dict[str, Any]:
             "used_memory": used}
 
 
+def redis_calls(redis_url: str | None) -> dict[str, int]:
+    """INFO commandstats: calls so far per command (the store's work, counted by Redis)."""
+    if redis_url is None:
+        return {}
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        stats = client.info("commandstats")
+    finally:
+        client.close()
+    return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
+
+
+def calls_per_round(a: dict[str, int], b: dict[str, int], rounds: int) -> dict[str, float]:
+    """Redis commands per round between two commandstats snapshots, busiest first."""
+    if not a or not rounds:
+        return {}
+    diff = {k: v - a.get(k, 0) for k, v in b.items() if v - a.get(k, 0) > 0}
+    ordered = sorted(diff.items(), key=lambda kv: -kv[1])
+    return {"all": round(sum(diff.values()) / rounds, 1),
+            **{k: round(v / rounds, 1) for k, v in ordered}}
+
+
 def run_config(cfg: Config) -> dict[str, Any]:
     """One scenario on fresh processes: its redis-server (when shared) and its instances."""
     from tests.support.redis_server import RedisServer
@@ -859,6 +888,7 @@ def drive(cfg: Config, ctx: Any, servers: list[AppServer], redis_server: Any,
         for q in schedule_qs:
             q.put((paced_at, flat_at, stop_at, kill_at))
         marks: dict[str, dict[str, float]] = {}
+        calls: dict[str, dict[str, int]] = {}
         everyone: dict[str, dict[int, float]] = {}
         for label, at in (("paced", paced_at), ("flat", flat_at), ("stop", stop_at)):
             while time.monotonic() < at:  # a CPU sample every second (the peak matters too)
@@ -866,6 +896,7 @@ def drive(cfg: Config, ctx: Any, servers: list[AppServer], redis_server: Any,
                 samples.append(meter.read())
             marks[label] = meter.read()
             everyone[label] = all_processes_cpu()
+            calls[label] = redis_calls(redis_url)
         rss["end"] = total_rss_kib(pids)
         redis_memory["end"] = room_memory(redis_url)
         video_stats = []
@@ -901,6 +932,9 @@ def drive(cfg: Config, ctx: Any, servers: list[AppServer], redis_server: Any,
     for phase, rows in others.items():
         result["phases"][phase]["other_processes"] = rows
     result["redis_memory"] = redis_memory
+    for phase, (a, b) in (("paced", ("paced", "flat")), ("flat", ("flat", "stop"))):
+        result["phases"][phase]["redis_calls_per_round"] = calls_per_round(
+            calls[a], calls[b], result["phases"][phase]["rounds"])
     if killed_at is not None:
         result["failover"] = failover_stats(results, killed_at)
     return result
@@ -1094,6 +1128,13 @@ def print_summary(results: dict[str, Any]) -> None:
                   f" ms; errors {p['errors'] or 'none'}")
             for row in p.get("other_processes", [])[:2]:
                 print(f"      not ours: {row['cpu_pct']} % pid {row['pid']} {row['cmd'][:70]}")
+    print("\nRedis commands per round (INFO commandstats over the phase / rounds), busiest first")
+    for label, r in ok.items():
+        for phase in ("paced", "flat"):
+            per = r["phases"][phase].get("redis_calls_per_round") or {}
+            if per:
+                print(f"  {label:11s} {phase:5s} {per['all']} in all: " + ", ".join(
+                    f"{k} {v}" for k, v in list(per.items())[1:7]))
     print("\ndelivery: a player's submit_cards emit → another player's room_state showing it (ms)")
     for label, r in ok.items():
         for phase in ("paced", "flat"):
