@@ -4,8 +4,11 @@ python-socketio's ``AsyncRedisManager`` delivers an emit to this instance's clie
 then publishes it for the others. Two of its defaults do not suit a game that must go on through
 a Redis outage, so this subclass changes them:
 
+- an emit does not wait for Redis: its message joins an in-order queue that one sender task
+  publishes in pipelines (one round trip for everything queued meanwhile), so a handler's emits
+  cost no round trips and other instances get them in the order they were made;
 - publishing waits at most ``publish_timeout`` seconds, and after a failure stays quiet for a
-  second (local clients still get every emit; one log line per outage, not one per emit);
+  second, dropping what is queued (local clients still get every emit; one log line per outage);
 - the listener resubscribes within a second of Redis coming back (the library's back-off grows
   to a minute).
 
@@ -28,6 +31,7 @@ from app.cache.connection import mask_url
 logger = logging.getLogger(__name__)
 
 RECONNECT_SECONDS = 1.0
+MAX_QUEUED = 10_000  # messages; past it (Redis far too slow) emits reach local clients only
 
 
 class GameRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
@@ -40,31 +44,44 @@ class GameRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         self.masked_url = mask_url(url)
         self._quiet_until = 0.0
         self._failing = False
+        self._outbox: list[str] = []  # messages waiting for the sender, in emit order
+        self._sender: asyncio.Task[None] | None = None
 
     async def _publish(self, data: Any) -> None:
-        now = time.monotonic()
-        if now < self._quiet_until:
+        if time.monotonic() < self._quiet_until or len(self._outbox) >= MAX_QUEUED:
             return
-        try:
-            if not self.connected:  # type: ignore[has-type]
-                self._redis_connect()
-            await asyncio.wait_for(self.redis.publish(self.channel, self.json.dumps(data)),
-                                   self.publish_timeout)
-        except Exception as exc:  # noqa: BLE001 - any failure: deliver locally only
-            self.connected = False
-            self._quiet_until = now + RECONNECT_SECONDS
-            if not self._failing:
-                self._failing = True
-                logger.warning("Socket.IO: cannot publish to %s (%s); emits reach this "
-                               "instance's clients only until it answers",
-                               self.masked_url, type(exc).__name__)
-            return
-        if self._failing:
-            self._failing = False
-            logger.info("Socket.IO: publishing to %s again", self.masked_url)
+        self._outbox.append(self.json.dumps(data))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.get_running_loop().create_task(self._send_queued())
+
+    async def _send_queued(self) -> None:
+        while self._outbox:
+            batch, self._outbox = self._outbox, []
+            try:
+                if not self.connected:  # type: ignore[has-type]
+                    self._redis_connect()
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for message in batch:
+                        pipe.publish(self.channel, message)
+                    await asyncio.wait_for(pipe.execute(), self.publish_timeout)
+            except Exception as exc:  # noqa: BLE001 - any failure: deliver locally only
+                self.connected = False
+                self._quiet_until = time.monotonic() + RECONNECT_SECONDS
+                self._outbox.clear()
+                if not self._failing:
+                    self._failing = True
+                    logger.warning("Socket.IO: cannot publish to %s (%s); emits reach this "
+                                   "instance's clients only until it answers",
+                                   self.masked_url, type(exc).__name__)
+                return
+            if self._failing:
+                self._failing = False
+                logger.info("Socket.IO: publishing to %s again", self.masked_url)
 
     async def aclose(self) -> None:
         """Stop listening and close the Redis connections (the app's shutdown)."""
+        if self._sender is not None:  # send what is queued, then stop
+            await asyncio.gather(self._sender, return_exceptions=True)
         listener = getattr(self, "thread", None)
         if isinstance(listener, asyncio.Task):
             listener.cancel()
