@@ -16,8 +16,10 @@ leader hands the queue to a drain task on its way out.
 A batch larger than `max_keys` keys is sent `max_keys` keys at a time; a single call larger
 than that (an `aget_many` of many keys) goes out alone as several MGETs in one pipeline.
 
-Cluster: `_execute` is the one place that turns a batch into commands; on a Cluster client it
-is where a batch would be split per slot and pipelined per node, as `get_many` is.
+Cluster: a multi-slot MGET fails with CROSSSLOT, so on a Cluster client `_execute` splits the
+batch's reads into one MGET per slot, and sends them with the writes in one cluster pipeline:
+redis-py groups a cluster pipeline's commands per node, one connection each, and queries the
+nodes concurrently. A key's slot decides its node and connection, so per-key order still holds.
 """
 
 from __future__ import annotations
@@ -28,8 +30,11 @@ from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from app.cache.connection import is_cluster
 from app.cache.plans import Pipelined, Raw
 
 T = TypeVar("T")
@@ -91,11 +96,11 @@ class Batcher:
         if self._busy:
             return cast(list[Raw], await self._join(_Call(self._future(), list(keys))))
         if not self.max_keys:
-            return await self._client().mget(keys)
+            return await _mget(self._client(), keys)
         self._busy = True
         try:
             if len(keys) <= self.max_keys:
-                return await self._client().mget(keys)
+                return await _mget(self._client(), keys)
             (reply,) = await self._execute([_Call(self._future(), list(keys))])
             if isinstance(reply, Exception):
                 raise reply
@@ -207,6 +212,9 @@ class Batcher:
     async def _execute(self, batch: list[_Call]) -> list[object]:
         """One round trip for `batch`; one reply per call (an Exception for a failed command)."""
         client = self._client()
+        if is_cluster(client):
+            return await _execute_on_cluster(cast(AsyncRedisCluster, client), batch,
+                                             self.max_keys)
         if all(call.keys is not None for call in batch):
             keys = [key for call in batch for key in cast(list[str], call.keys)]
             if len(keys) <= self.max_keys:  # the common case: one MGET, no pipeline
@@ -250,6 +258,67 @@ class Batcher:
             else:
                 out.extend(_split(calls, [value for chunk in part for value in chunk]))
         return out
+
+
+async def _mget(client: aioredis.Redis, keys: list[str]) -> list[Raw]:
+    if is_cluster(client):  # one MGET per slot, see MGet in plans.py
+        return await cast(AsyncRedisCluster, client).mget_nonatomic(keys)
+    return await client.mget(keys)
+
+
+async def _execute_on_cluster(client: AsyncRedisCluster, batch: list[_Call],
+                              max_keys: int) -> list[object]:
+    """`Batcher._execute` on Cluster: each run of reads as one MGET per slot (at most
+    `max_keys` keys each), the writes in between as they are, all in one cluster pipeline."""
+    pipe = client.pipeline(transaction=False)
+    # Per call group: the calls, and for reads the keys of each MGET sent (None for a write).
+    layout: list[tuple[list[_Call], list[list[str]] | None]] = []
+    run: list[_Call] = []
+
+    def close_run() -> None:
+        if not run:
+            return
+        by_slot: dict[int, list[str]] = {}
+        for call in run:
+            for key in cast(list[str], call.keys):
+                by_slot.setdefault(key_slot(key.encode()), []).append(key)
+        sent: list[list[str]] = []
+        for keys in by_slot.values():
+            for start in range(0, len(keys), max_keys or len(keys)):
+                chunk = keys[start:start + (max_keys or len(keys))]
+                pipe.execute_command("MGET", *chunk)  # pipe.mget is barred on Cluster
+                sent.append(chunk)
+        layout.append((list(run), sent))
+        run.clear()
+
+    for call in batch:
+        if call.step is None:
+            run.append(call)
+            continue
+        close_run()
+        call.step.queue(cast(Any, pipe))
+        layout.append(([call], None))
+    close_run()
+    replies = iter(await pipe.execute(raise_on_error=False))
+    out: list[object] = []
+    for calls, sent in layout:
+        if sent is None:
+            out.append(next(replies))
+            continue
+        values: dict[str, Raw] = {}
+        error: object = None
+        for chunk in sent:
+            reply = next(replies)
+            if isinstance(reply, Exception):
+                error = error or reply
+            else:
+                values.update(zip(chunk, reply, strict=True))
+        if error is not None:
+            out.extend(error for _ in calls)
+        else:
+            out.extend(_split(calls, [values[key] for call in calls
+                                      for key in cast(list[str], call.keys)]))
+    return out
 
 
 def _split(calls: list[_Call], values: list[Raw]) -> list[object]:

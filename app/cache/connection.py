@@ -5,23 +5,34 @@
 
 REDIS_URL picks the topology (`app/core/redis_url.py`): one server (`redis://`, `unix://`),
 one server over TLS (`rediss://` plus REDIS_TLS_*), or the master of a Sentinel service
-(`redis+sentinel://`). Callers get an ordinary `Redis` either way; with Sentinel its pool asks
-the sentinels for the master's address on each new connection and drops connections to a
-demoted master (redis-py turns its READONLY replies into a ConnectionError), so an outage seen
-through the breaker is followed by a reconnect to the new master.
+(`redis+sentinel://`), or a Redis Cluster (`redis+cluster://`). Callers get an ordinary `Redis`
+for the first three; with Sentinel its pool asks the sentinels for the master's address on each
+new connection and drops connections to a demoted master (redis-py turns its READONLY replies
+into a ConnectionError), so an outage seen through the breaker is followed by a reconnect to
+the new master.
+
+Cluster: a redis-py `RedisCluster` (sync or asyncio), typed as `Redis` for the callers: it has
+the same single-key commands, scripts and pipelines. Where Cluster differs (multi-key reads,
+SCAN, WAIT, INFO), the code asks `is_cluster(client)`. The client follows MOVED and ASK itself
+and re-reads the slot map after a connection error, but makes no retries of its own (fail
+fast, as elsewhere): the breaker and the probe decide when to ask again. `cluster_nodes`
+gives plain clients on each primary (client tracking, the doctor).
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import redis
 import redis.asyncio as aioredis
 import redis.asyncio.sentinel as aiosentinel
 import redis.sentinel
+from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.backoff import NoBackoff
+from redis.cluster import ClusterNode, RedisCluster
 from redis.connection import parse_url
 from redis.retry import Retry
 
@@ -35,12 +46,16 @@ from app.core.redis_url import (
     with_db,
 )
 
-__all__ = ["MEMORY_SCHEMES", "async_client", "client_options", "effective_url", "is_memory_url",
-           "make_async_client", "make_sync_client", "mask_url", "redis_target", "sentinel_address",
-           "sentinel_clients", "sync_client"]
+__all__ = ["MEMORY_SCHEMES", "async_client", "client_options", "cluster_address",
+           "cluster_node_client", "cluster_nodes", "effective_url", "is_cluster",
+           "is_memory_url", "make_async_client", "make_sync_client", "mask_url", "redis_target",
+           "sentinel_address", "sentinel_clients", "sync_client"]
 
 # Options of the Redis client object, not of its connections: a Sentinel pool must not get them.
 CLIENT_ONLY_OPTIONS = frozenset({"single_connection_client"})
+# Options a RedisCluster does not take (it pools per node, has no single connection, and the
+# asyncio one no retry_on_timeout: with `retry` at 0 nothing is retried anyway).
+NOT_FOR_CLUSTER = frozenset({"single_connection_client", "retry_on_timeout"})
 
 
 def is_memory_url(url: str) -> bool:
@@ -61,6 +76,18 @@ def sentinel_address(settings: Settings) -> RedisAddress | None:
     return parse_multi_host(effective_url(settings))
 
 
+def cluster_address(settings: Settings) -> RedisAddress | None:
+    """The parsed Cluster URL, or None for other topologies."""
+    if topology_of(settings.redis_url) != "cluster":
+        return None
+    return parse_multi_host(settings.redis_url)
+
+
+def is_cluster(client: object) -> bool:
+    """Whether `client` (typed `Redis` for its callers) is a sync or asyncio RedisCluster."""
+    return isinstance(client, RedisCluster | AsyncRedisCluster)
+
+
 def redis_target(settings: Settings) -> str:
     """A short, password-free name of the Redis a write is meant for: host, port and db.
 
@@ -71,9 +98,13 @@ def redis_target(settings: Settings) -> str:
     if is_memory_url(settings.redis_url):
         return "memory"
     address = sentinel_address(settings)
+    cluster = cluster_address(settings)
     if address is not None:
         nodes = ",".join(sorted(f"{host}:{port}" for host, port in address.nodes))
         place, db = f"sentinel:{address.service}@{nodes}", address.db
+    elif cluster is not None:  # named by its startup nodes: primaries move on failover
+        nodes = ",".join(sorted(f"{host}:{port}" for host, port in cluster.nodes))
+        place, db = f"cluster:{nodes}", 0
     else:
         options = parse_url(effective_url(settings))  # type: ignore[no-untyped-call]
         if "path" in options:
@@ -150,8 +181,62 @@ def sentinel_clients(settings: Settings) -> list[redis.Redis]:
             for host, port in address.nodes]
 
 
+def _cluster_options(settings: Settings, extra: dict[str, Any]
+                     ) -> tuple[RedisAddress, dict[str, Any]]:
+    address = cluster_address(settings)
+    assert address is not None
+    options = {**client_options(settings), **extra}
+    for name in NOT_FOR_CLUSTER:
+        options.pop(name, None)
+    if address.username:
+        options["username"] = address.username
+    if address.password:
+        options["password"] = address.password
+    # The cluster-level retry (ConnectionError, ClusterDown...) is the `retry` above: none.
+    # A missing slot (a primary died, no replica promoted yet) is an error, not a hang.
+    options["require_full_coverage"] = False
+    return address, options
+
+
+def make_cluster_client(settings: Settings, **extra: Any) -> RedisCluster:
+    """A sync RedisCluster. It reads the slot map from a startup node at once, so this raises
+    (RedisClusterException) when none answers: callers build it inside their error handling.
+    """
+    address, options = _cluster_options(settings, extra)
+    nodes = [ClusterNode(host, port)  # type: ignore[no-untyped-call]
+             for host, port in address.nodes]
+    return RedisCluster(startup_nodes=nodes, **options)
+
+
+def make_async_cluster_client(settings: Settings, **extra: Any) -> AsyncRedisCluster:
+    """An asyncio RedisCluster; it connects (and reads the slot map) on its first command."""
+    address, options = _cluster_options(settings, extra)
+    return AsyncRedisCluster(
+        startup_nodes=[AsyncClusterNode(host, port) for host, port in address.nodes],
+        **options)
+
+
+def cluster_node_client(settings: Settings, host: str, port: int, **extra: Any) -> redis.Redis:
+    """A plain fail-fast client on one cluster node, with the URL's credentials."""
+    _, options = _cluster_options(settings, {})
+    options.pop("require_full_coverage")
+    return redis.Redis(host=host, port=port, **{**options, **extra})
+
+
+def cluster_nodes(settings: Settings, client: redis.Redis, *, primaries_only: bool = True,
+                  **extra: Any) -> list[redis.Redis]:
+    """One plain client per node (per primary by default) that the sync cluster `client`
+    knows now; the caller closes them."""
+    assert isinstance(client, RedisCluster)
+    nodes = client.get_primaries() if primaries_only else client.get_nodes()
+    return [cluster_node_client(settings, node.host, node.port, **extra) for node in nodes]
+
+
 def make_sync_client(settings: Settings, **extra: Any) -> redis.Redis:
-    if topology_of(settings.redis_url) != "sentinel":
+    topology = topology_of(settings.redis_url)
+    if topology == "cluster":
+        return cast(redis.Redis, make_cluster_client(settings, **extra))
+    if topology != "sentinel":
         return redis.Redis.from_url(effective_url(settings),
                                     **{**client_options(settings), **extra})
     address, sentinel_options, pool_options, client_only = _sentinel_parts(settings, extra)
@@ -165,7 +250,10 @@ def make_sync_client(settings: Settings, **extra: Any) -> redis.Redis:
 
 
 def make_async_client(settings: Settings, **extra: Any) -> aioredis.Redis:
-    if topology_of(settings.redis_url) != "sentinel":
+    topology = topology_of(settings.redis_url)
+    if topology == "cluster":
+        return cast(aioredis.Redis, make_async_cluster_client(settings, **extra))
+    if topology != "sentinel":
         return aioredis.Redis.from_url(effective_url(settings),
                                        **{**client_options(settings), **extra})
     address, sentinel_options, pool_options, client_only = _sentinel_parts(settings, extra)

@@ -38,7 +38,23 @@ def map_backend_error(exc: BaseException) -> CacheBackendError | None:
         return WrongTypeError(str(exc))
     if isinstance(exc, redis_errors.RedisError | OSError | asyncio.TimeoutError):
         return RedisUnavailable(describe(exc))
+    if _cluster_unreachable(exc):
+        return RedisUnavailable(describe(exc))
     return None
+
+
+# redis-py's Cluster errors outside RedisError that mean "the cluster cannot serve this now";
+# any other RedisClusterException (a multi-slot MGET, a blocked pipeline command) is our bug.
+CLUSTER_OUTAGE_MESSAGES = ("Redis Cluster cannot be connected", "All slots are not covered",
+                           "slot(s) not covered", "No targets were found",
+                           "has no redis_connection", "doesn't exist in the cluster")
+
+
+def _cluster_unreachable(exc: BaseException) -> bool:
+    if isinstance(exc, redis_errors.SlotNotCoveredError):
+        return True
+    return isinstance(exc, redis_errors.RedisClusterException) and any(
+        text in str(exc) for text in CLUSTER_OUTAGE_MESSAGES)
 
 
 def describe(exc: BaseException) -> str:

@@ -5,6 +5,13 @@ A subscriber connection listens on `__redis__:invalidate`; a tracker connection 
 change of a `video:` key, by any client (another instance, `redis-cli DEL`, expiry,
 eviction), within a round trip. The listener runs in a daemon thread, outside the event loop.
 While it is down, the near cache serves nothing: reads go to Redis.
+
+Cluster: a node reports only changes of its own keys, so the listener keeps one subscriber and
+one tracker on every primary. Tracking covers every `video:` key a primary holds, whatever its
+slots, so a slot moving between known primaries needs nothing more (the source reports the
+MIGRATE's delete, the target the key's arrival). Once a second it reads the slot map: when it
+changed (MOVED, failover, resharding, a primary added) or any link fails, the listener goes
+dark (every near entry stale) and sets tracking up again on the primaries of the new map.
 """
 
 from __future__ import annotations
@@ -13,10 +20,16 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 
 import redis
 
-from app.cache.connection import make_sync_client
+from app.cache.connection import (
+    cluster_address,
+    cluster_node_client,
+    cluster_nodes,
+    make_sync_client,
+)
 from app.cache.core import CacheCore
 from app.core.cards import KEY_PREFIX
 
@@ -78,40 +91,47 @@ class InvalidationListener:
         self.core.invalidation_epoch += 1
 
     def _listen(self) -> None:
-        name = f"punchline-inv-{uuid.uuid4().hex[:12]}"
-        # RESP2: invalidations then arrive as ordinary pub/sub messages on the channel.
-        subscriber = make_sync_client(self.core.settings, client_name=name, protocol=2)
-        tracker = make_sync_client(self.core.settings, single_connection_client=True)
-        pubsub = subscriber.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        settings = self.core.settings
+        links: list[_Link] = []
+        cluster: redis.Redis | None = None
         try:
-            pubsub.subscribe(INVALIDATE_CHANNEL)
-            subscriber_id = self._client_id(tracker, name)
-            tracker.execute_command(  # type: ignore[no-untyped-call]
-                "CLIENT", "TRACKING", "ON", "REDIRECT", subscriber_id,
-                "BCAST", "PREFIX", KEY_PREFIX)
+            if cluster_address(settings) is None:
+                links.append(_Link(lambda **extra: make_sync_client(settings, **extra)))
+                slot_map: object = None
+            else:
+                cluster = make_sync_client(settings)
+                slot_map = _slot_map(cluster)
+                for node in cluster_nodes(settings, cluster):
+                    address = node.connection_pool.connection_kwargs
+                    node.close()
+                    links.append(_Link(lambda a=address, **extra: cluster_node_client(
+                        settings, a["host"], a["port"], **extra)))
+            for link in links:
+                link.open()
             # Anything cached before tracking was on may be outdated.
             self._go_dark()
             self.core.near_live = True
             next_check = time.monotonic() + HEALTH_CHECK_SECONDS
+            wait = 0.2 / len(links)
             while not self._stop.is_set() and self.core.redis_usable:
-                message = pubsub.get_message(timeout=0.2)
-                if message is not None and message.get("type") == "message":
-                    self._apply(message.get("data"))
+                for link in links:
+                    message = link.pubsub.get_message(timeout=wait)
+                    if message is not None and message.get("type") == "message":
+                        self._apply(message.get("data"))
                 if time.monotonic() >= next_check:
-                    tracker.ping()
-                    pubsub.ping()
+                    for link in links:
+                        link.ping()
+                    if cluster is not None and _slot_map(cluster) != slot_map:
+                        logger.info("The cluster's slot map changed: near cache flushed, "
+                                    "tracking set up again on its primaries")
+                        return
                     next_check = time.monotonic() + HEALTH_CHECK_SECONDS
         finally:
-            pubsub.close()
-            tracker.close()
-            subscriber.close()
+            for link in links:
+                link.close()
+            if cluster is not None:
+                cluster.close()
 
-    @staticmethod
-    def _client_id(tracker: redis.Redis, name: str) -> int:
-        for client in tracker.client_list(_type="pubsub"):
-            if client.get("name") == name:
-                return int(client["id"])
-        raise redis.ConnectionError("subscriber connection not found in CLIENT LIST")
 
     def _apply(self, data: object) -> None:
         self.core.invalidation_epoch += 1
@@ -122,3 +142,42 @@ class InvalidationListener:
         if isinstance(data, list):
             for key in data:
                 self.core.memory.mark_stale(key.decode() if isinstance(key, bytes) else str(key))
+
+
+def _slot_map(cluster: redis.Redis) -> object:
+    """The cluster's slot ranges and their primaries, as a random node sees them now."""
+    slots = cluster.execute_command("CLUSTER SLOTS")  # type: ignore[no-untyped-call]
+    return sorted(str(item) for item in (slots.items() if isinstance(slots, dict) else slots))
+
+
+class _Link:
+    """Client tracking on one server: a RESP2 subscriber and a tracker redirecting to it."""
+
+    def __init__(self, connect: Callable[..., redis.Redis]) -> None:
+        self.name = f"punchline-inv-{uuid.uuid4().hex[:12]}"
+        # RESP2: invalidations then arrive as ordinary pub/sub messages on the channel.
+        self.subscriber = connect(client_name=self.name, protocol=2)
+        self.tracker = connect(single_connection_client=True)
+        self.pubsub = self.subscriber.pubsub(  # type: ignore[no-untyped-call]
+            ignore_subscribe_messages=True)
+
+    def open(self) -> None:
+        self.pubsub.subscribe(INVALIDATE_CHANNEL)
+        self.tracker.execute_command(  # type: ignore[no-untyped-call]
+            "CLIENT", "TRACKING", "ON", "REDIRECT", self._subscriber_id(),
+            "BCAST", "PREFIX", KEY_PREFIX)
+
+    def _subscriber_id(self) -> int:
+        for client in self.tracker.client_list(_type="pubsub"):
+            if client.get("name") == self.name:
+                return int(client["id"])
+        raise redis.ConnectionError("subscriber connection not found in CLIENT LIST")
+
+    def ping(self) -> None:
+        self.tracker.ping()
+        self.pubsub.ping()
+
+    def close(self) -> None:
+        self.pubsub.close()
+        self.tracker.close()
+        self.subscriber.close()

@@ -20,7 +20,10 @@ from typing import Any, Generic, Protocol, TypeVar, cast
 import redis
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.cluster import RedisCluster
 
+from app.cache.connection import is_cluster
 from app.cache.errors import map_backend_error
 
 T = TypeVar("T")
@@ -102,12 +105,19 @@ class Get(RedisStep[Raw]):
 
 @dataclass(slots=True)
 class MGet(RedisStep[list[Raw]]):
+    """MGET; on Cluster one MGET per slot (a multi-slot MGET fails with CROSSSLOT), pipelined
+    per node with the nodes queried concurrently (redis-py's `mget_nonatomic`)."""
+
     keys: list[str]
 
     def sync(self, client: redis.Redis) -> list[Raw]:
+        if is_cluster(client):
+            return cast(RedisCluster, client).mget_nonatomic(self.keys)
         return client.mget(self.keys)
 
     async def aio(self, client: aioredis.Redis) -> list[Raw]:
+        if is_cluster(client):
+            return await cast(AsyncRedisCluster, client).mget_nonatomic(self.keys)
         return await client.mget(self.keys)
 
 
@@ -181,10 +191,14 @@ class Scan(RedisStep[tuple[int, list[bytes | str]]]):
     count: int = 1000
 
     def sync(self, client: redis.Redis) -> tuple[int, list[bytes | str]]:
+        if is_cluster(client):  # every primary, to the end, in one step (cursor 0)
+            return 0, list(client.scan_iter(match=self.match, count=self.count))
         cursor, keys = client.scan(self.cursor, match=self.match, count=self.count)
         return int(cursor), list(keys)
 
     async def aio(self, client: aioredis.Redis) -> tuple[int, list[bytes | str]]:
+        if is_cluster(client):
+            return 0, [key async for key in client.scan_iter(match=self.match, count=self.count)]
         cursor, keys = await client.scan(self.cursor, match=self.match, count=self.count)
         return int(cursor), list(keys)
 
@@ -221,8 +235,9 @@ def run_sync(plan: Plan[T], client_factory: Callable[[], redis.Redis]) -> T:
             if isinstance(step, LocalCall):
                 step = plan.send(step.function(*step.args))
                 continue
-            client = client or client_factory()
             try:
+                # Inside the try: a sync RedisCluster connects when built, and may fail.
+                client = client or client_factory()
                 result = step.sync(client)
             except Exception as exc:
                 step = _throw_mapped(plan, exc)

@@ -19,6 +19,11 @@ survives its first primary dying for good. The hold is bounded (MAX_HELD, oldest
 warning) and in memory: a process that dies while holding writes loses them, as it would
 without this module.
 
+Cluster: WAIT is sent to the primary of the key's slot, on the connection that carried the SET
+(the cluster pipeline sends one node's commands on one connection); a batch of re-writes waits
+on each primary it touched and counts as confirmed when every one of them confirmed. The
+replica count is the smallest among the primaries, and the "replication id" joins theirs.
+
 REDIS_WAIT_MS=0 turns it off.
 """
 
@@ -37,6 +42,7 @@ import redis.asyncio as aioredis
 import redis.asyncio.sentinel as aiosentinel
 import redis.sentinel
 
+from app.cache.connection import is_cluster
 from app.cache.entry import CacheEntry
 from app.cache.errors import CacheBackendError
 from app.cache.journal import JournalRecord
@@ -64,6 +70,8 @@ class Replication(RedisStep[tuple[int, str]]):
     suspect: str = ""
 
     def sync(self, client: redis.Redis) -> tuple[int, str]:
+        if is_cluster(client):
+            return _cluster_replication(client.info("replication", target_nodes="primaries"))
         found = _replication(client.info("replication"))
         pool = client.connection_pool
         if self._lost_replicas(found) and isinstance(pool, redis.sentinel.SentinelConnectionPool):
@@ -71,6 +79,9 @@ class Replication(RedisStep[tuple[int, str]]):
         return found
 
     async def aio(self, client: aioredis.Redis) -> tuple[int, str]:
+        if is_cluster(client):
+            return _cluster_replication(await client.info(
+                "replication", target_nodes="primaries"))
         found = _replication(await client.info("replication"))
         pool = client.connection_pool
         if self._lost_replicas(found) and isinstance(pool, aiosentinel.SentinelConnectionPool):
@@ -87,6 +98,33 @@ def _replication(info: dict[str, Any]) -> tuple[int, str]:
     return int(info.get("connected_slaves", 0)), str(info.get("master_replid", ""))
 
 
+def _cluster_replication(by_node: Any) -> tuple[int, str]:
+    """INFO replication of every primary (a dict per node name): the fewest replicas, and the
+    primaries' replication ids joined (a failover anywhere changes it)."""
+    found = [_replication(info) for info in dict(by_node).values()]
+    if not found:
+        return 0, ""
+    return min(count for count, _ in found), ",".join(sorted(replid for _, replid in found))
+
+
+def _queue_wait(client: Any, pipe: Any, keys: Sequence[str], wait_ms: int) -> list[Any] | None:
+    """Queue WAIT 1 <ms> after the writes of `keys`; on Cluster one per primary they went to
+    (the list of those nodes), elsewhere one WAIT (None)."""
+    if not is_cluster(client):
+        pipe.wait(1, wait_ms)
+        return None
+    nodes = {node.name: node for node in (client.get_node_from_key(key) for key in keys)}
+    for node in nodes.values():
+        pipe.execute_command("WAIT", 1, wait_ms, target_nodes=node)
+    return list(nodes.values())
+
+
+def _acked(replies: list[Any], waits: list[Any] | None) -> int:
+    """Replicas that confirmed: the last WAIT's reply, or the fewest among a cluster's WAITs."""
+    count = 1 if waits is None else len(waits)
+    return min(int(reply) for reply in replies[-count:]) if replies and count else 0
+
+
 @dataclass(slots=True)
 class SetAndWait(RedisStep[int]):
     """SET then WAIT 1 <ms> on the same connection; returns how many replicas confirmed."""
@@ -98,14 +136,14 @@ class SetAndWait(RedisStep[int]):
     def sync(self, client: redis.Redis) -> int:
         with client.pipeline(transaction=False) as pipe:
             pipe.set(self.key, self.value)
-            pipe.wait(1, self.wait_ms)
-            return int(pipe.execute()[-1])
+            waits = _queue_wait(client, pipe, (self.key,), self.wait_ms)
+            return _acked(pipe.execute(), waits)
 
     async def aio(self, client: aioredis.Redis) -> int:
         async with client.pipeline(transaction=False) as pipe:
             pipe.set(self.key, self.value)
-            pipe.wait(1, self.wait_ms)
-            return int((await pipe.execute())[-1])
+            waits = _queue_wait(client, pipe, (self.key,), self.wait_ms)
+            return _acked(await pipe.execute(), waits)
 
 
 @dataclass(slots=True)
@@ -122,20 +160,21 @@ class ReplayAndWait(RedisStep[int]):
         with client.pipeline(transaction=False) as pipe:
             for key, args in self.records:
                 pipe.eval(REPLAY_SCRIPT, 1, key, *args)
-            if self.wait_ms is not None:
-                pipe.wait(1, self.wait_ms)
-            return self._acked(pipe.execute())
+            if self.wait_ms is None:
+                pipe.execute()
+                return 0
+            waits = _queue_wait(client, pipe, [key for key, _ in self.records], self.wait_ms)
+            return _acked(pipe.execute(), waits)
 
     async def aio(self, client: aioredis.Redis) -> int:
         async with client.pipeline(transaction=False) as pipe:
             for key, args in self.records:
                 pipe.eval(REPLAY_SCRIPT, 1, key, *args)
-            if self.wait_ms is not None:
-                pipe.wait(1, self.wait_ms)
-            return self._acked(await pipe.execute())
-
-    def _acked(self, replies: list[Any]) -> int:
-        return int(replies[-1]) if self.wait_ms is not None and replies else 0
+            if self.wait_ms is None:
+                await pipe.execute()
+                return 0
+            waits = _queue_wait(client, pipe, [key for key, _ in self.records], self.wait_ms)
+            return _acked(await pipe.execute(), waits)
 
 
 class ReplicaGuard:

@@ -118,6 +118,17 @@ class Settings(BaseSettings):
     # Seconds between sweeps of temporary videos (speculative, pre-generated) whose cache entry
     # has expired, and of dead renders' files (app/video/sweeper.py). 0: off.
     video_sweep_interval: float = Field(default=3600.0, ge=0)
+    # --- render queue (app/video/queue*.py, app/worker) -------------------------------------
+    # "embedded": this web process also runs a render worker on the durable queue (or in
+    # memory with memory://). "external": it only enqueues; `python -m app.worker` renders.
+    video_worker_mode: Literal["embedded", "external"] = "embedded"
+    video_queue_name: str = Field(default="punchline-video", min_length=1, max_length=60)
+    video_worker_concurrency: int = Field(default=1, ge=1, le=16)  # jobs at once per worker
+    # A job whose worker sent no heartbeat for this long is taken back (sweep every third).
+    video_job_heartbeat: int = Field(default=6, ge=2, le=300)
+    video_job_max_failures: int = Field(default=3, ge=1, le=20)  # render errors, then dead
+    video_job_retry_delay: float = Field(default=1.0, gt=0)  # doubles per retry, up to 30 s
+    video_queue_speculative_max: int = Field(default=32, ge=0)  # waiting; past it: dropped
 
     # --- video storage (app/video/storage.py, app/video/storage_s3.py) ------------------------
     # "local": the folder VIDEO_DIR (may be a shared volume). "s3": an S3-compatible bucket
@@ -147,6 +158,9 @@ class Settings(BaseSettings):
     # Socket.IO's Redis pub/sub channel: instances on one Redis with the same channel share
     # their clients' emits (app/sockets/manager.py).
     socketio_channel: str = Field(default="punchline-socketio", min_length=1, max_length=100)
+    # Socket.IO's pub/sub Redis when it differs from REDIS_URL (python-socketio has no Cluster
+    # URL; with a redis+cluster:// REDIS_URL the default is its first node: app/sockets/manager.py).
+    socketio_redis_url: str = Field(default="", repr=False)
     # An instance whose heartbeat is older than this is dead: others take over its seats.
     instance_ttl_seconds: float = Field(default=5.0, ge=1.0, le=300)
     # Per client address (docs/protocol.md). Defaults let a 200-client benchmark and a few
@@ -165,14 +179,12 @@ class Settings(BaseSettings):
         scheme = urlsplit(url).scheme
         if scheme in {"memory", "mem"}:
             return url
-        if scheme == "redis+cluster":  # parsed by app/core/redis_url.py, not served yet
-            raise ValueError("REDIS_URL: redis+cluster:// is not supported yet; use redis://, "
-                             "rediss:// or redis+sentinel://h1:p1,h2:p2/db/service")
-        if scheme not in {"redis", "rediss", "unix", "redis+sentinel", "valkey+sentinel"}:
+        if scheme not in {"redis", "rediss", "unix", "redis+sentinel", "valkey+sentinel",
+                          "redis+cluster"}:
             raise ValueError("REDIS_URL must start with redis://, rediss://, unix://, "
-                             "redis+sentinel:// or memory://")
+                             "redis+sentinel://, redis+cluster:// or memory://")
         try:
-            if scheme.endswith("+sentinel"):
+            if scheme.endswith(("+sentinel", "+cluster")):
                 parse_multi_host(url)
             else:
                 parse_url(url)  # type: ignore[no-untyped-call]
@@ -216,6 +228,23 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_path_is_none(cls, value: object) -> object:
         return None if value == "" else value  # `REDIS_TLS_CA_FILE=` in .env: not set
+
+    @field_validator("socketio_redis_url")
+    @classmethod
+    def _check_socketio_redis_url(cls, url: str) -> str:
+        scheme = urlsplit(url).scheme
+        if url and scheme not in {"redis", "rediss", "unix", "redis+sentinel"}:
+            raise ValueError("SOCKETIO_REDIS_URL must start with redis://, rediss://, unix:// or "
+                             "redis+sentinel:// (python-socketio has no Cluster URL; any one "
+                             "cluster node's classic Pub/Sub is cluster-wide)")
+        return url
+
+    @model_validator(mode="after")
+    def _check_redis_cluster_db(self) -> Settings:
+        if urlsplit(self.redis_url).scheme == "redis+cluster" and self.redis_db:
+            raise ValueError("REDIS_DB must be unset or 0 with redis+cluster:// (Cluster has "
+                             "only database 0)")
+        return self
 
     @model_validator(mode="after")
     def _check_redis_tls(self) -> Settings:

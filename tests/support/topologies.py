@@ -189,3 +189,115 @@ class TlsRedis:
 
     def stop(self) -> None:
         self.server.stop()
+
+
+def cluster_port() -> int:
+    """A free port whose cluster bus port (+10000) is free too."""
+    for _ in range(100):
+        port = free_port()
+        if port + 10000 < 65536 and _port_free(port + 10000):
+            return port
+    raise RuntimeError("no free port with a free cluster bus port (+10000)")
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+class ClusterTopology:
+    """`primaries` primaries, each with `replicas_per_primary` replicas (redis-cli --cluster).
+
+    `--cluster-node-timeout 2000`: a killed primary is failed over by its replica in ~2-4 s.
+    """
+
+    def __init__(self, workdir: Path, primaries: int = 3, replicas_per_primary: int = 0,
+                 password: str | None = None) -> None:
+        self.workdir = workdir
+        self.password = password
+        self.replicas_per_primary = replicas_per_primary
+        count = primaries * (1 + replicas_per_primary)
+        auth = ("--masterauth", password) if password else ()
+        self.servers = [
+            RedisServer(workdir / f"node{i}", port=cluster_port(), password=password,
+                        extra_args=("--cluster-enabled", "yes",
+                                    "--cluster-config-file", "nodes.conf",
+                                    "--cluster-node-timeout", "2000",
+                                    "--repl-diskless-sync-delay", "0", *auth))
+            for i in range(count)]
+
+    @property
+    def ports(self) -> list[int]:
+        return [server.port for server in self.servers]
+
+    def url(self, nodes: int = 2, user: str = "") -> str:
+        auth = f"{user}:{self.password}@" if self.password else ""
+        hosts = ",".join(f"127.0.0.1:{port}" for port in self.ports[:nodes])
+        return f"redis+cluster://{auth}{hosts}"
+
+    def start(self) -> None:
+        for server in self.servers:
+            server.start()
+        cli = [redis_server_binary().replace("redis-server", "redis-cli")]
+        if self.password:
+            cli += ["-a", self.password, "--no-auth-warning"]
+        subprocess.run([*cli, "--cluster", "create",
+                        *(f"127.0.0.1:{port}" for port in self.ports),
+                        "--cluster-replicas", str(self.replicas_per_primary), "--cluster-yes"],
+                       check=True, capture_output=True, timeout=30)
+        self.wait_ok(20)
+        if self.replicas_per_primary:
+            wait_for(lambda: len(self.primaries_with_replicas()) == len(self.ports)
+                     // (1 + self.replicas_per_primary), 20, "every primary's replica link")
+
+    def alive(self) -> list[RedisServer]:
+        return [server for server in self.servers if server.process is not None]
+
+    def state_ok(self) -> bool:
+        """cluster_state:ok on every running node (each has its own view)."""
+        for server in self.alive():
+            with server.client() as client:
+                if client.cluster("info").get("cluster_state") != "ok":  # type: ignore[union-attr]
+                    return False
+        return True
+
+    def wait_ok(self, timeout: float) -> None:
+        wait_for(self.state_ok, timeout, "cluster_state:ok", interval=0.05)
+
+    def role(self, server: RedisServer) -> str:
+        with server.client() as client:
+            return str(client.info("replication").get("role"))
+
+    def primaries(self) -> list[RedisServer]:
+        return [server for server in self.alive() if self.role(server) == "master"]
+
+    def primaries_with_replicas(self) -> list[RedisServer]:
+        found = []
+        for server in self.primaries():
+            with server.client() as client:
+                info = client.info("replication")
+            if any(isinstance(value, dict) and value.get("state") == "online"
+                   for name, value in info.items() if name.startswith("slave")):
+                found.append(server)
+        return found
+
+    def server_for(self, key: str) -> RedisServer:
+        """The running primary serving `key`'s slot."""
+        for server in self.primaries():
+            with server.client() as client:
+                slot = client.cluster("keyslot", key)
+                nodes = client.cluster("slots")
+            for start, end, primary, *_ in nodes:  # type: ignore[union-attr]
+                if start <= int(slot) <= end:
+                    return next(s for s in self.alive() if s.port == int(primary[1]))
+        raise RuntimeError(f"no primary serves {key!r}")
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
