@@ -9,11 +9,12 @@ version lives beside the text in the store, which compares it on every save.
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from app.game import events as ev
 from app.game.codes import normalize_code
@@ -70,7 +71,8 @@ def room_of_token(token: str) -> str | None:
 
 
 def encode(record: RoomRecord) -> str:
-    return json.dumps({
+    # orjson: a record is ~10 KB and every move saves one; the stdlib json takes 10x as long.
+    return orjson.dumps({
         "room": room_to_data(record.room),
         "seats": {pid: [s.token_hash, s.sid, s.instance, s.disconnected_at]
                   for pid, s in record.seats.items()},
@@ -78,12 +80,12 @@ def encode(record: RoomRecord) -> str:
         "unattended": record.unattended_since,
         "idle_check": record.idle_check,
         "due": record.due,
-    }, separators=(",", ":"))
+    }).decode()
 
 
 def decode(text: str | bytes, version: int, library: DeckLibrary,
            clock: Callable[[], float]) -> RoomRecord:
-    data = json.loads(text)
+    data = orjson.loads(text)
     return RoomRecord(
         room=room_from_data(data["room"], library, clock=clock),
         seats={pid: SeatState(*s) for pid, s in data["seats"].items()},
@@ -105,11 +107,11 @@ def encode_outcome(game: int, outcome: RoundOutcome) -> str:
                 "name": outcome.winner_name, "submission": outcome.submission_id,
                 "scores": outcome.scores, "left": outcome.winner_left,
                 "public": outcome.public_gallery}
-    return json.dumps({"game": game, **body}, separators=(",", ":"))
+    return orjson.dumps({"game": game, **body}).decode()
 
 
 def decode_outcome(text: str | bytes) -> tuple[int, RoundOutcome]:
-    d = json.loads(text)
+    d = orjson.loads(text)
     if d["kind"] == "voided":
         return d["game"], ev.RoundVoided(d["round"], d["reason"])
     return d["game"], ev.RoundWon(
