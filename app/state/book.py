@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 
 from app.game import events as ev
@@ -31,6 +32,7 @@ from app.state.store import RoomStore, StoreUnavailable
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 16
+CACHED_RECORDS = 2000  # records kept in memory per instance (about 10 KB each)
 Transition = Callable[[RoomRecord], Sequence[ev.Event]]
 Publish = Callable[[RoomRecord, Sequence[ev.Event]], Awaitable[None]]
 
@@ -60,7 +62,9 @@ class RoomBook:
         # before; this only cleans up after instances that all died.
         self.ttl = idle + grace + 300.0
         self.conflicts = 0  # saves that lost the compare-and-set and ran again
-        self._cache: dict[str, RoomRecord] = {}
+        # Records this instance saved, most recently used last; bounded, but never dropping a
+        # record only saved here (outage) before it is written back.
+        self._cache: OrderedDict[str, RoomRecord] = OrderedDict()
         self._locks: dict[str, asyncio.Lock] = {}
         self._dirty: dict[str, list[str]] = {}  # saved only here (outage): code -> outcomes
         self._local_due: dict[str, float] = {}
@@ -101,7 +105,7 @@ class RoomBook:
                 raise ServiceDegraded("the game service is degraded; try again shortly") from None
             self._dirty[record.code] = []
         record.version = 1
-        self._cache[record.code] = record
+        self._keep(record)
         await self._schedule(record)
         return True
 
@@ -144,6 +148,17 @@ class RoomBook:
                 self.conflicts += 1
             raise ServiceDegraded(f"room {code} is too busy; try again")
 
+    def _keep(self, record: RoomRecord) -> None:
+        self._cache[record.code] = record
+        self._cache.move_to_end(record.code)
+        while len(self._cache) > CACHED_RECORDS:
+            oldest = next(iter(self._cache))
+            lock = self._locks.get(oldest)
+            if oldest in self._dirty or (lock is not None and lock.locked()):
+                break  # rare; the bound is soft
+            del self._cache[oldest]
+            self._locks.pop(oldest, None)
+
     async def _moved_on(self, code: str, version: int) -> bool:
         """Has the stored room moved past ``version``? (Outage: we cannot know; no.)"""
         try:
@@ -154,13 +169,14 @@ class RoomBook:
     async def _current(self, code: str) -> RoomRecord:
         cached = self._cache.get(code)
         if cached is not None:
+            self._cache.move_to_end(code)
             cached.left_seats = {}
             return cached
         record = await self.peek(code)
         if record is None:
             self._forget(code)
             raise RoomNotFound(f"no room with code {code!r}")
-        self._cache[code] = record
+        self._keep(record)
         return record
 
     async def _store(self, record: RoomRecord, events: list[ev.Event], reschedule: bool) -> bool:

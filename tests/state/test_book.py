@@ -173,3 +173,20 @@ async def test_with_peers_in_an_outage_moves_are_refused(own_redis: RedisServer)
     fresh = await book.peek("ACDEF")
     assert fresh is not None and fresh.room.phase == "lobby"
     await client.aclose()
+
+
+async def test_the_in_memory_copies_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    import app.state.book as book_module
+
+    monkeypatch.setattr(book_module, "CACHED_RECORDS", 3)
+    store = MemoryRoomStore()
+    book = book_on(store, FakeClock())
+    for code in ("ACDEF", "CDEFG", "DEFGH", "EFGHJ", "FGHJK"):
+        room = Room(code, room_settings(), [make_deck()], clock=book.clock)
+        room.add_player("P")
+        record = RoomRecord(room, {})
+        book.new_record(record)
+        assert await book.create(record)
+    assert list(book._cache) == ["DEFGH", "EFGHJ", "FGHJK"]  # the least recently used went
+    fresh = await book.peek("ACDEF")  # still in the store, loaded again on use
+    assert fresh is not None and fresh.version == 1
