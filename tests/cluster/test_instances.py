@@ -97,3 +97,18 @@ async def test_a_dead_instance_s_seats_go_disconnected_within_seconds(
     while connected() != {"Ada": False, "Bo": True, "Cy": False}:
         assert time.monotonic() - killed < 8.0, connected()
         await asyncio.sleep(0.2)
+
+
+async def test_a_room_whose_instance_died_is_reaped_by_another(
+        instances: Instances, player: Any) -> None:
+    """Nobody comes back: the survivor marks the seats disconnected, lets the grace period run
+    out and closes the room; its keys leave Redis."""
+    a, b = instances(2, RECONNECT_GRACE_SECONDS="2")
+    ada, _bo, _cy = await seat(player, [a], ["Ada", "Bo", "Cy"])  # everyone on A
+    code = ada.room_code
+    a.process.kill()
+    a.process.wait()
+    killed = time.monotonic()
+    while httpx.get(f"{b.base_url}/api/rooms/{code}").status_code != 404:
+        assert time.monotonic() - killed < 15.0, "the room is still there"
+        await asyncio.sleep(0.3)
