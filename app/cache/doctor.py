@@ -11,6 +11,8 @@ from urllib.parse import urlsplit, urlunsplit
 import redis
 
 from app.cache.connection import (
+    cluster_address,
+    cluster_nodes,
     effective_url,
     is_memory_url,
     make_sync_client,
@@ -21,7 +23,7 @@ from app.cache.connection import (
 from app.cache.errors import CacheBackendError, mapped_errors
 from app.cache.healer import MARKER_KEY
 from app.cache.journal import Journal
-from app.cache.topology import Check, topology_checks
+from app.cache.topology import Check, cluster_checks, topology_checks
 from app.core.cards import KEY_PREFIX
 from app.core.config import Settings
 
@@ -42,6 +44,8 @@ def diagnose(settings: Settings) -> list[Check]:
 
 
 def _redis_checks(settings: Settings) -> list[Check]:
+    if cluster_address(settings) is not None:
+        return _cluster_checks(settings)
     try:
         with mapped_errors():  # a single-connection client connects when it is built
             client = make_sync_client(settings, single_connection_client=True)
@@ -67,6 +71,40 @@ def _redis_checks(settings: Settings) -> list[Check]:
     checks.append(_password_needed(settings))
     if settings.cache_near_enabled:
         checks.append(_tracking(settings))
+    return checks
+
+
+def _cluster_checks(settings: Settings) -> list[Check]:
+    """Cluster: the nodes and roles, then eviction, persistence and tracking on each primary."""
+    try:
+        with mapped_errors():  # a sync RedisCluster reads the slot map when it is built
+            cluster = make_sync_client(settings)
+    except CacheBackendError as exc:
+        return [Check("fail", f"Redis Cluster unreachable: {exc}")]
+    try:
+        checks = cluster_checks(settings, cluster)
+        with mapped_errors():
+            checks.append(_index_marker(cluster))
+            primaries = cluster_nodes(settings, cluster, single_connection_client=True)
+        for node in primaries:
+            where = "{host}:{port}".format_map(node.connection_pool.connection_kwargs)
+            try:
+                with mapped_errors():
+                    version = node.info("server").get("redis_version")
+                    checks.append(Check("ok", f"Redis {version} answers at {where}"))
+                    checks.append(_on(where, _policy(node)))
+                    checks.append(_on(where, _persistence(node)))
+                    if settings.cache_near_enabled:
+                        checks.append(_on(where, _tracking_on(node)))
+            except CacheBackendError as exc:
+                checks.append(Check("fail", f"primary {where}: {exc}"))
+            finally:
+                node.close()
+    except CacheBackendError as exc:
+        checks.append(Check("fail", f"Redis check failed: {exc}"))
+    finally:
+        cluster.close()
+    checks.append(_password_needed(settings))
     return checks
 
 
@@ -117,7 +155,7 @@ def _index_marker(client: redis.Redis) -> Check:
 
 def _password_needed(settings: Settings) -> Check:
     """A password in REDIS_URL that the server does not ask for protects nothing."""
-    address = sentinel_address(settings)
+    address = sentinel_address(settings) or cluster_address(settings)
     if address is not None:
         password = address.password
     else:
@@ -153,17 +191,30 @@ def _tracking(settings: Settings) -> Check:
     try:
         with mapped_errors():
             client = make_sync_client(settings, single_connection_client=True)
-            try:
-                client.execute_command(  # type: ignore[no-untyped-call]
-                    "CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", KEY_PREFIX)
-                client.execute_command(  # type: ignore[no-untyped-call]
-                    "CLIENT", "TRACKING", "OFF")
-            finally:
-                client.close()
     except CacheBackendError as exc:
-        return Check("fail", f"client tracking unavailable ({exc}): the near cache stays "
-                             "off and every read goes to Redis")
+        return _no_tracking(exc)
+    try:
+        return _tracking_on(client)
+    finally:
+        client.close()
+
+
+def _tracking_on(client: redis.Redis) -> Check:
+    """CLIENT TRACKING on and off again, on one connection (single-connection client)."""
+    try:
+        with mapped_errors():
+            client.execute_command(  # type: ignore[no-untyped-call]
+                "CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", KEY_PREFIX)
+            client.execute_command(  # type: ignore[no-untyped-call]
+                "CLIENT", "TRACKING", "OFF")
+    except CacheBackendError as exc:
+        return _no_tracking(exc)
     return Check("ok", "client tracking available (near cache)")
+
+
+def _no_tracking(exc: Exception) -> Check:
+    return Check("fail", f"client tracking unavailable ({exc}): the near cache stays off and "
+                         "every read goes to Redis")
 
 
 def _journal_checks(settings: Settings) -> list[Check]:

@@ -3,8 +3,10 @@
 Read-only, short-lived fail-fast clients, errors mapped once (`mapped_errors`). One server
 (`redis://`, `rediss://`, `unix://`): its role and replicas from `INFO replication`. Sentinel:
 each sentinel's view of the service (`SENTINEL MASTER` / `REPLICAS`), then the master itself.
-Persistence and eviction policy on the primary are checked by `doctor.py` on the client that
-reaches it (for Sentinel, the master the sentinels name).
+Cluster: `CLUSTER INFO` (state, slots) and `CLUSTER NODES` (every node, its role, its link and
+the replicas of each primary), as one node sees them. Persistence and eviction policy on the
+primary are checked by `doctor.py` on the client that reaches it (for Sentinel, the master the
+sentinels name; for Cluster, each primary in turn).
 """
 
 from __future__ import annotations
@@ -14,7 +16,12 @@ from typing import Any, Literal
 
 import redis
 
-from app.cache.connection import effective_url, sentinel_address, sentinel_clients
+from app.cache.connection import (
+    cluster_address,
+    effective_url,
+    sentinel_address,
+    sentinel_clients,
+)
 from app.cache.errors import CacheBackendError, mapped_errors
 from app.core.config import Settings
 
@@ -108,3 +115,65 @@ def _state(reply: object) -> dict[str, Any]:
 def _flags(state: dict[str, Any]) -> str:
     flags = state.get("flags", "")
     return ",".join(sorted(flags)) if isinstance(flags, set | frozenset) else str(flags)
+
+
+def cluster_checks(settings: Settings, cluster: redis.Redis) -> list[Check]:
+    """`cluster` is a connected (sync) RedisCluster client."""
+    address = cluster_address(settings)
+    assert address is not None
+    checks = [Check("ok", f"topology: Cluster, {len(address.nodes)} startup node(s) listed")]
+    try:
+        with mapped_errors():
+            info = cluster.execute_command("CLUSTER INFO")  # type: ignore[no-untyped-call]
+            nodes = cluster.execute_command("CLUSTER NODES")  # type: ignore[no-untyped-call]
+    except CacheBackendError as exc:
+        return [*checks, Check("fail", f"cluster state unavailable: {exc}")]
+    state = info.get("cluster_state")
+    checks.append(Check("ok" if state == "ok" else "fail",
+                        f"cluster_state:{state}, {info.get('cluster_slots_ok')} of 16384 slots "
+                        f"served, {info.get('cluster_known_nodes')} node(s) known"))
+    rows = _node_rows(nodes)
+    for node_id, row in sorted(rows.items(), key=lambda item: item[1]["address"]):
+        if "master" not in row["flags"]:
+            continue
+        if "fail" in row["flags"] and not row["slots"]:
+            checks.append(Check("warn", f"node {row['address']} failed and serves no slots "
+                                        "(replaced; remove it with CLUSTER FORGET)"))
+            continue
+        replicas = [r for r in rows.values() if r["primary"] == node_id]
+        healthy = [r for r in replicas if r["link"] == "connected" and "fail" not in r["flags"]]
+        listed = ", ".join(
+            f"{r['address']} ({r['link']}{', failed' if 'fail' in r['flags'] else ''})"
+            for r in replicas)
+        status: Status = "ok" if "fail" not in row["flags"] and row["link"] == "connected" \
+            else "fail"
+        checks.append(Check(status, f"primary {row['address']} ({row['link']}, "
+                                    f"{row['slots']} slot range(s)): {len(healthy)} replica(s)"
+                                    + (f": {listed}" if listed else "")))
+        if not healthy:
+            checks.append(Check("warn", f"  primary {row['address']} has no live replica: its "
+                                        "slots go down with it, and WAIT cannot protect them"))
+    if settings.redis_wait_ms == 0 and any("slave" in r["flags"] for r in rows.values()):
+        checks.append(Check("warn", "REDIS_WAIT_MS=0 with replicas: a failover may lose the "
+                                    "last permanent writes a primary acknowledged"))
+    return checks
+
+
+def _node_rows(nodes: object) -> dict[str, dict[str, Any]]:
+    """CLUSTER NODES by node id; redis-py parses it into a dict keyed by address."""
+    rows: dict[str, dict[str, Any]] = {}
+    if isinstance(nodes, dict):
+        for address, node in nodes.items():
+            flags = str(node.get("flags", ""))
+            rows[str(node.get("node_id"))] = {
+                "address": str(address).split("@")[0], "flags": flags.split(","),
+                "primary": node.get("master_id", "-"),
+                "link": "connected" if node.get("connected") else "disconnected",
+                "slots": len(node.get("slots", []))}
+        return rows
+    for line in str(nodes).splitlines():
+        parts = line.split()
+        if len(parts) >= 8:
+            rows[parts[0]] = {"address": parts[1].split("@")[0], "flags": parts[2].split(","),
+                              "primary": parts[3], "link": parts[7], "slots": len(parts) - 8}
+    return rows
