@@ -88,13 +88,16 @@ def create_app(settings: Settings | None = None, *, cache_facade: VideoCache | N
                                            settings=settings, rate_limits=limits,
                                            shared=lambda: cache_obj.shared)
 
+    async def emit_to_room(event: str, data: dict[str, Any], channel: str) -> None:
+        await sio.emit(event, data, room=channel)  # render workers' news, through any instance
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await cache_obj.astart()
         try:
             await limits.start()
             await game_state.connect()
-            async with video_lifespan(service):
+            async with video_lifespan(service, emit=emit_to_room):
                 await game_server.start()
                 try:
                     yield

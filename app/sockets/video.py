@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from app.core.cards import Combination
 from app.core.config import get_settings
@@ -20,7 +20,11 @@ from app.sockets import payloads
 from app.video.combos import combination_of
 from app.video.deadlines import video_deadline_seconds
 from app.video.errors import InvalidCardsError
+from app.video.queue_model import Priority, RenderOrder
 from app.video.service import get_video_service
+
+if TYPE_CHECKING:
+    from app.video.dispatch import VideoDispatcher
 
 logger = logging.getLogger(__name__)
 
@@ -91,12 +95,45 @@ class VideoJobs:
                 continue
             self._spawn(self._record(combo))
             if self.speculative:
-                self._spawn(self._speculate(combo))
+                dispatcher = self.dispatcher
+                if dispatcher is not None:
+                    order = RenderOrder.of(combo, Priority.SPECULATIVE)
+                    self._spawn(self._submit(dispatcher, order))
+                else:
+                    self._spawn(self._speculate(combo))
+
+    @property
+    def dispatcher(self) -> VideoDispatcher | None:
+        """The render queue's dispatcher, when the service has one (app/video/dispatch.py)."""
+        return getattr(self.service, "dispatcher", None)
 
     def on_won(self, channel: str, e: ev.RoundWon) -> None:
+        dispatcher = self.dispatcher
+        if dispatcher is not None:
+            # The queue owns the job from here: durable, and the worker tells the room.
+            self._spawn(self._queue_winner(dispatcher, channel, e))
+            return
         task = self._spawn(self._winner(channel, e))
         self._winners.add(task)
         task.add_done_callback(self._winners.discard)
+
+    async def _submit(self, dispatcher: VideoDispatcher, order: RenderOrder) -> None:
+        try:
+            await dispatcher.submit(order)
+        except Exception:
+            logger.warning("could not queue a %s render", order.priority.label, exc_info=True)
+
+    async def _queue_winner(self, dispatcher: VideoDispatcher, channel: str,
+                            e: ev.RoundWon) -> None:
+        try:
+            combo = combination_of(e.black_card_text, list(e.white_card_texts))
+        except InvalidCardsError as exc:
+            out = payloads.VideoFailedOut(round=e.round, reason=f"InvalidCardsError: {exc}"[:200])
+            await self._emit("video_failed", out.model_dump(), channel)
+            return
+        order = RenderOrder.of(combo, Priority.WINNER, room=channel.removeprefix("room:"),
+                               round=e.round, public_gallery=e.public_gallery)
+        await self._submit(dispatcher, order)
 
     async def _record(self, combo: Combination) -> None:
         service = self.service

@@ -70,7 +70,7 @@ def check_range(header: str, size: int) -> None:
 async def video_stats(
     service: Annotated[VideoService, Depends(get_video_service)],
 ) -> dict[str, Any]:
-    return service.stats()
+    return await service.astats()
 
 
 FILE_RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -32,7 +32,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 from app.cache.connection import is_memory_url
 from app.cache.entry import CacheEntry, utc_now_iso
@@ -57,6 +57,9 @@ from app.video.popularity import PopularityTracker
 from app.video.provider import VideoProvider, VideoRequest
 from app.video.storage import VideoMeta, VideoStorage, build_storage
 from app.video.winners import Winner, WinnersIndex
+
+if TYPE_CHECKING:
+    from app.video.dispatch import VideoDispatcher
 
 __all__ = ["FAILED_PREFIX", "VideoService", "build_provider", "generate_video",
            "get_video_service", "set_video_service", "video_deadline_seconds"]
@@ -86,6 +89,11 @@ class _Generation:
     permanent: bool
     stored_permanent: bool = False
     task: asyncio.Task[str] | None = None
+    fresh: bool = False  # a retry: the negative cache is not asked
+
+    async def check_negative(self, negative: NegativeCache) -> None:
+        if not self.fresh:
+            await negative.check(self.request.key)
 
     def adopt(self, entry: CacheEntry) -> str:
         """Finish with a video that is already cached (another flight or instance made it)."""
@@ -142,6 +150,9 @@ class VideoService:
         # generation may take (app/video/deadlines.py; the socket layer waits the same).
         self.wait_timeout = lock_wait_seconds(settings)
         self.deadline = video_deadline_seconds(settings)
+        # The render queue's front (app/video/dispatch.py), set by the lifespan when the app
+        # runs one: the socket layer then queues its renders instead of calling this service.
+        self.dispatcher: VideoDispatcher | None = None
 
     # --- helpers ------------------------------------------------------------------------------
     async def _entry(self, combo: Combination, *, count: bool = False) -> CacheEntry | None:
@@ -196,21 +207,23 @@ class VideoService:
 
     # --- public API ---------------------------------------------------------------------------
     @overload
-    async def get_or_create(self, combo: Combination, /, *, permanent: bool = False) -> str: ...
+    async def get_or_create(self, combo: Combination, /, *, permanent: bool = False,
+                            fresh: bool = False) -> str: ...
 
     @overload
     async def get_or_create(self, black_card: str, white_cards: Sequence[str],
-                            permanent: bool = False) -> str: ...
+                            permanent: bool = False, *, fresh: bool = False) -> str: ...
 
     async def get_or_create(self, black_card: Combination | str,
                             white_cards: Sequence[str] | None = None,
-                            permanent: bool = False) -> str:
+                            permanent: bool = False, *, fresh: bool = False) -> str:
         """Our URL of the video of this combination, generating it at most once.
 
         Takes a `Combination`, or `(black_card, white_cards)` (the spec's form), which becomes
         one here; bad cards raise `InvalidCardsError`. Returns or raises
         `VideoGenerationError` within `self.deadline` seconds (a flight that runs longer, say
-        queued behind many renders, ends with `VideoDeadlineExceeded`).
+        queued behind many renders, ends with `VideoDeadlineExceeded`). `fresh` skips the
+        negative cache: a render job's retry (app/video/queue_worker.py) has its own backoff.
         """
         combo = combination_of(black_card, white_cards)
         key = combo.key
@@ -222,7 +235,7 @@ class VideoService:
             return entry.video_url
         self._stats.misses += 1
         gen = self._flights.get(key)
-        if gen is None:
+        if gen is None and not fresh:
             await self.negative.check(key)
             gen = self._flights.get(key)  # another caller may have started meanwhile
         if gen is not None:
@@ -232,7 +245,7 @@ class VideoService:
             self._check_capacity(permanent)
             black, whites = combo.display()
             request = VideoRequest(black, whites, key, self.settings.video_resolution)
-            gen = _Generation(request, combo, permanent)
+            gen = _Generation(request, combo, permanent, fresh=fresh)
             gen.task = asyncio.create_task(self._produce_in_time(gen),
                                            name=f"video-{key[6:18]}")
             self._flights[key] = gen
@@ -290,7 +303,7 @@ class VideoService:
         if entry is not None:
             return gen.adopt(entry)
         # ... and one that failed meanwhile has just recorded its failure.
-        await self.negative.check(gen.request.key)
+        await gen.check_negative(self.negative)
         shared = self.cache.shared
         if not shared.available:  # memory only, or Redis is down: no other instance to wait on
             return await self._generate(gen)
@@ -327,7 +340,7 @@ class VideoService:
             entry = await self.cache.aget_entry(gen.combo)
             if entry is not None:
                 return gen.adopt(entry)
-            await self.negative.check(gen.request.key)
+            await gen.check_negative(self.negative)
             try:
                 held = await lock.is_held()
             except CacheBackendError:
@@ -399,6 +412,13 @@ class VideoService:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         await self.provider.aclose()
+
+    async def astats(self) -> dict[str, Any]:
+        """`stats()` plus the render queue's (depths, ages, dead letters, workers)."""
+        stats = self.stats()
+        if self.dispatcher is not None:
+            stats["queue"] = await self.dispatcher.stats()
+        return stats
 
     def stats(self) -> dict[str, Any]:
         s = self._stats

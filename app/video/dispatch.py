@@ -1,0 +1,170 @@
+"""Where a web instance sends its render orders: the durable queue, or its own memory.
+
+    dispatcher = VideoDispatcher(settings, service, emit)   # emit: the Socket.IO server's
+    await dispatcher.start()
+    await dispatcher.submit(RenderOrder.of(combo, Priority.WINNER, room=code, round=n))
+    await dispatcher.stop()
+
+- With Redis (`REDIS_URL` not memory://): orders go to `RenderQueue`. In `embedded` mode
+  (`VIDEO_WORKER_MODE`, the default) this process also runs a `QueueWorker` on that queue, so
+  `make run` alone makes videos; in `external` mode `python -m app.worker` processes do.
+- With memory://: a `LocalRunner` in this process, same priorities and fairness.
+- While Redis is down (the cache's breaker is open, or the queue call fails): a winner order is
+  written to the local journal and run by the local runner at once; speculative and popular
+  orders are run locally too in embedded mode, and dropped in external mode. When Redis answers
+  again, journals of dead processes join the queue (`OrderJournal.adopt_dead`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from app.cache.connection import is_memory_url
+from app.core.config import Settings
+from app.video.queue import RenderQueue
+from app.video.queue_journal import OrderJournal
+from app.video.queue_model import Priority, RenderOrder
+from app.video.queue_worker import Emit, LocalRunner, OrderExecutor, QueueWorker
+from app.video.service import VideoService
+
+logger = logging.getLogger(__name__)
+
+ADOPT_EVERY = 2.0  # seconds between looks for dead processes' journals (while Redis is up)
+
+
+class VideoDispatcher:
+    def __init__(self, settings: Settings, service: VideoService, emit: Emit,
+                 queue: RenderQueue | None = None) -> None:
+        self.settings = settings
+        self.service = service
+        self.durable = not is_memory_url(settings.redis_url)
+        self.embedded = settings.video_worker_mode == "embedded" or not self.durable
+        self.queue = queue if queue is not None else (
+            RenderQueue(settings) if self.durable else None)
+        self.journal = OrderJournal(settings.data_dir / "video-jobs")
+        self.local = LocalRunner(
+            OrderExecutor(service, emit, self._local_pressure), settings,
+            on_done=self._local_done)
+        executor = OrderExecutor(service, emit, self._queue_pressure)
+        self.worker = (QueueWorker(self.queue, executor, settings, mode="embedded")
+                       if self.queue is not None and self.embedded else None)
+        self._journaled: set[str] = set()
+        self._adopter: asyncio.Task[None] | None = None
+        self.fallbacks = 0  # orders run locally because Redis was down
+
+    async def _local_pressure(self) -> bool:
+        return await self.local.has_pressure()
+
+    async def _queue_pressure(self) -> bool:
+        assert self.queue is not None
+        try:
+            return await self.queue.backlog.waiting(Priority.WINNER) > 0
+        except (RedisError, OSError):
+            return True  # Redis is down: no speculative work now
+
+    def _local_done(self, order: RenderOrder) -> None:
+        if order.job_key in self._journaled:
+            self._journaled.discard(order.job_key)
+            with contextlib.suppress(OSError):
+                self.journal.done(order)
+
+    @property
+    def _redis_usable(self) -> bool:
+        return self.service.cache.shared.available
+
+    async def submit(self, order: RenderOrder) -> None:
+        """Hand `order` over; never raises for an outage (winners are journaled)."""
+        if self.queue is not None and self._redis_usable:
+            try:
+                await self.queue.submit(order)
+                return
+            except (RedisError, OSError) as exc:
+                logger.warning("render queue unreachable (%s); %s order runs here",
+                               type(exc).__name__, order.priority.label)
+        if self.queue is not None:
+            if order.priority is not Priority.WINNER and not self.embedded:
+                return  # external workers will have other work; only winners matter now
+            self.fallbacks += 1
+            if order.priority is Priority.WINNER:
+                try:
+                    self.journal.append(order)
+                    self._journaled.add(order.job_key)
+                except OSError:
+                    logger.error("could not journal the winner order %s", order.job_key[:40],
+                                 exc_info=True)
+        self.local.submit(order)
+
+    async def _adopt_loop(self) -> None:
+        assert self.queue is not None
+        while True:
+            if self._redis_usable:
+                try:
+                    await self._adopt()
+                except (RedisError, OSError):
+                    pass
+                except Exception:
+                    logger.error("adopting journaled render orders failed", exc_info=True)
+            await asyncio.sleep(ADOPT_EVERY)
+
+    async def _adopt(self) -> None:
+        assert self.queue is not None
+        for path, orders in await asyncio.to_thread(self.journal.adopt_dead):
+            for order in orders:
+                await self.queue.submit(order)
+            path.unlink(missing_ok=True)
+            if orders:
+                logger.warning("%d journaled render order(s) of a dead process joined the "
+                               "queue", len(orders))
+
+    async def start(self) -> None:
+        self.local.start()
+        if self.worker is not None:
+            self.worker.start()
+        if self.queue is not None:
+            self._adopter = asyncio.create_task(self._adopt_loop(), name="video-journal-adopt")
+
+    async def stop(self, drain: float = 0.0) -> None:
+        if self._adopter is not None:
+            self._adopter.cancel()
+            await asyncio.gather(self._adopter, return_exceptions=True)
+        await self.local.stop(drain)
+        if self.worker is not None:
+            await self.worker.stop()
+        if self.queue is not None:
+            await self.queue.aclose()
+
+    async def stats(self) -> dict[str, Any]:
+        """The queue's view (/api/video/stats and /metrics), or the local runner's."""
+        local = {"pending": self.local.pending, "fallbacks": self.fallbacks,
+                 **self.local.stats}
+        base: dict[str, Any] = {"mode": "embedded" if self.embedded else "external",
+                                "local": local}
+        if self.queue is None:
+            priorities = {
+                p.label: {"waiting": self.local.backlog.depth(p), "admitted": 0,
+                          "oldest_age_seconds": _age(self.local.backlog.oldest(p)),
+                          "dead_letters": 0 if p is not Priority.WINNER else len(
+                              self.local.dead),
+                          "renders": 0, "retries": 0, "dropped": 0, "dead": 0, "failures": 0}
+                for p in Priority}
+            priorities["winner"].update(
+                renders=self.local.stats["renders"], retries=self.local.stats["retries"],
+                dead=self.local.stats["dead"], failures=self.local.stats["failures"])
+            priorities["speculative"]["dropped"] = self.local.backlog.dropped
+            return {**base, "backend": "memory", "priorities": priorities, "workers": 1,
+                    "dead_letters": list(self.local.dead)}
+        try:
+            return {**base, **await self.queue.stats()}
+        except (RedisError, OSError) as exc:
+            return {**base, "backend": "redis", "error": type(exc).__name__}
+
+
+def _age(started: float | None) -> float:
+    import time
+
+    return round(time.time() - started, 3) if started is not None else 0.0

@@ -1,0 +1,95 @@
+"""The local journal of winner orders that could not reach the queue (Redis down).
+
+One file per process, `{DATA_DIR}/video-jobs/<pid>.<start>@<host>.jsonl`, named like the
+storage's render files so that a dead owner is recognised. Lines are `{"order": {...}}` when
+an order is journaled and `{"done": "<job key>"}` when the local runner finished it. A process
+only writes its own file. When Redis answers, `adopt_dead()` claims the files of processes of
+this host that are gone (renamed first, so two adopters never both take one), and their
+unfinished orders join the durable queue; a file whose orders are all done is deleted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from pathlib import Path
+
+from app.video.queue_model import RenderOrder
+from app.video.storage import _host, _owner_tag, _process_start
+
+logger = logging.getLogger(__name__)
+
+_NAME_RE = re.compile(r"(\d+)\.(\d+)@([A-Za-z0-9._]+)\.jsonl")
+
+
+def _dead_owner(name: str) -> bool:
+    match = _NAME_RE.fullmatch(name)
+    if match is None or match[3] != _host():
+        return False
+    return _process_start(int(match[1])) not in {match[2], "0"}
+
+
+def read_pending(path: Path) -> list[RenderOrder]:
+    """The orders of a journal file that no `done` line follows."""
+    orders: dict[str, RenderOrder] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    for line in lines:
+        try:
+            record = json.loads(line)
+            if "done" in record:
+                orders.pop(str(record["done"]), None)
+            else:
+                order = RenderOrder.from_dict(record["order"])
+                orders[order.job_key] = order
+        except (ValueError, TypeError, KeyError):
+            logger.warning("skipping an unreadable line of %s", path)
+    return list(orders.values())
+
+
+class OrderJournal:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.path = directory / f"{_owner_tag(os.getpid())}.jsonl"
+        self.open = 0  # orders journaled and not done yet
+
+    def _append(self, record: dict[str, object]) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
+            os.fsync(fd)  # a winner: it must survive this process
+        finally:
+            os.close(fd)
+
+    def append(self, order: RenderOrder) -> None:
+        self._append({"order": order.to_dict()})
+        self.open += 1
+
+    def done(self, order: RenderOrder) -> None:
+        self._append({"done": order.job_key})
+        self.open = max(0, self.open - 1)
+        if self.open == 0:  # everything done: start afresh
+            self.path.unlink(missing_ok=True)
+
+    def adopt_dead(self) -> list[tuple[Path, list[RenderOrder]]]:
+        """Claim the journals of dead processes of this host: (claimed file, pending orders)."""
+        claimed: list[tuple[Path, list[RenderOrder]]] = []
+        if not self.directory.is_dir():
+            return claimed
+        for path in sorted(self.directory.glob("*.jsonl")):
+            if path == self.path or not _dead_owner(path.name):
+                continue
+            target = path.with_name(f"{path.name}.adopted-{os.getpid()}")
+            try:
+                os.rename(path, target)
+            except FileNotFoundError:
+                continue  # another process adopted it first
+            claimed.append((target, read_pending(target)))
+        claimed += [(p, read_pending(p)) for p in self.directory.glob(
+            f"*.adopted-{os.getpid()}") if all(p != c for c, _ in claimed)]
+        return claimed
