@@ -26,7 +26,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,6 +147,7 @@ class GameServer:
         self.book = book
         self.instances = instances
         self.local: dict[str, LocalSeat] = {}  # this instance's connections that sit in a room
+        self._seating_now: set[str] = set()  # connections with a create/join in progress
         self.grace = s.reconnect_grace_seconds
         self.idle = s.room_idle_seconds
         self.rate = s.socket_rate_limit_per_second
@@ -324,6 +326,17 @@ class GameServer:
         if self.local.get(sid) == local:
             del self.local[sid]
 
+    @asynccontextmanager
+    async def _seating(self, sid: str) -> AsyncIterator[None]:
+        """Create or join for ``sid``: one at a time per connection, and only without a seat."""
+        if sid in self._seating_now or await self._holds_seat(sid):
+            raise AlreadyInRoom("this connection is already in a room; leave it first")
+        self._seating_now.add(sid)
+        try:
+            yield
+        finally:
+            self._seating_now.discard(sid)
+
     async def _holds_seat(self, sid: str) -> bool:
         """Does this connection still sit in a room? (Another instance may have removed it.)"""
         local = self.local.get(sid)
@@ -423,8 +436,10 @@ class GameServer:
 
     async def _create_room(self, sid: str, data: Any) -> Ack:
         body = CreateRoomIn.model_validate(data)
-        if await self._holds_seat(sid):
-            raise AlreadyInRoom("this connection is already in a room; leave it first")
+        async with self._seating(sid):
+            return await self._create_seated(sid, body)
+
+    async def _create_seated(self, sid: str, body: CreateRoomIn) -> Ack:
         await self._check_rate(sid, "create_room", self.rooms_rate, TooManyRooms)
         settings = body.settings.to_settings() if body.settings is not None else RoomSettings()
         for _ in range(8):  # codes are random: a clash with a live room is rare
@@ -447,8 +462,10 @@ class GameServer:
         body = JoinRoomIn.model_validate(data)
         await self._check_rate(sid, "join_room", self.joins_rate, TooManyJoins)
         code = self.registry.check_code(body.room_code)
-        if await self._holds_seat(sid):
-            raise AlreadyInRoom("this connection is already in a room; leave it first")
+        async with self._seating(sid):
+            return await self._join_seated(sid, code, body)
+
+    async def _join_seated(self, sid: str, code: str, body: JoinRoomIn) -> Ack:
         token = new_token(code)
         joined: list[str] = []
 

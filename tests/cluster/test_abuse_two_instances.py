@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import pytest
+import redis
 
 from tests.cluster.conftest import Instances
 from tests.sockets.raw import RawSocket
@@ -99,3 +100,27 @@ async def test_a_dead_instance_s_connections_stop_counting_within_seconds(
             break
         assert time.monotonic() - killed < 8.0, "A's connections still count"
         await asyncio.sleep(0.5)
+
+
+async def test_concurrent_creates_and_joins_give_a_connection_one_seat(
+        instances: Instances, redis_url: str) -> None:
+    """Two create_room and a join_room sent back to back by one connection, on Redis-backed
+    rooms (where each waits on Redis, so they interleave): one seat, the others refused."""
+    (a,) = instances(1)
+    host = RawSocket(a.base_url)
+    await host.open()
+    code = (await host.call("create_room", {"name": "Ada"}))["room_code"]
+    raw = RawSocket(a.base_url)
+    await raw.open()
+    try:
+        acks = await asyncio.gather(raw.call("create_room", {"name": "Bo"}),
+                                    raw.call("join_room", {"room_code": code, "name": "Bo"}),
+                                    raw.call("create_room", {"name": "Bo"}))
+        assert sum(1 for ack in acks if ack["ok"]) == 1, acks
+        assert {ack["error"]["code"] for ack in acks if not ack["ok"]} == {"already_in_room"}
+        rooms = redis.Redis.from_url(redis_url).keys("punchline:room:{*}")
+        joined = next(ack for ack in acks if ack["ok"])
+        assert len(rooms) == (1 if joined["room_code"] == code else 2)
+    finally:
+        await raw.close()
+        await host.close()

@@ -280,3 +280,4 @@ async def test_look_alike_names_cannot_join(server: LiveServer, clients: Any) ->
     await p0.create()
     ack = await fake.call("join_room", {"room_code": p0.room_code, "name": "Р0"})
     assert ack["error"]["code"] == "name_taken"
+
