@@ -394,7 +394,7 @@ class GameServer:
         for sid, local in list(self.local.items()):
             if local.room_code == code:
                 del self.local[sid]
-        self.instances.untrack(code)
+        self._spawn(self.instances.untrack(code))
 
     async def _unseat(self, record: RoomRecord, e: ev.PlayerLeft) -> None:
         seat = record.left_seats.get(e.player_id)

@@ -96,8 +96,15 @@ class Instances:
         except (RedisError, OSError):
             logger.warning("could not list room %s under this instance", room_code)
 
-    def untrack(self, room_code: str) -> None:
+    async def untrack(self, room_code: str) -> None:
+        """The room closed: no longer listed under this instance (best effort)."""
         self._tracked.discard(room_code)
+        if self.client is None:
+            return
+        try:
+            await self.client.srem(rooms_key(self.id), room_code)
+        except (RedisError, OSError):
+            pass  # a stale entry only costs the clean-up a lookup
 
     async def rooms_of(self, instance: str) -> list[str]:
         if self.client is None:
