@@ -298,6 +298,20 @@ class ClusterTopology:
                     return next(s for s in self.alive() if s.port == int(primary[1]))
         raise RuntimeError(f"no primary serves {key!r}")
 
+    def replicas_of(self, primary: RedisServer) -> list[RedisServer]:
+        with primary.client() as client:
+            info = client.info("replication")
+        ports = {int(value["port"]) for name, value in info.items()
+                 if name.startswith("slave") and isinstance(value, dict)}
+        return [server for server in self.alive() if server.port in ports]
+
+    def kill(self, server: RedisServer) -> None:
+        """SIGKILL: the primary dies without a goodbye, as in a crash."""
+        assert server.process is not None
+        server.process.kill()
+        server.process.wait(timeout=5)
+        server.process = None
+
     def stop(self) -> None:
         for server in self.servers:
             server.stop()
