@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from app.cli import cache_commands, video_commands, winners_commands
+from app.cli import cache_commands, queue_commands, video_commands, winners_commands
 
 cli = typer.Typer(help="Punchline operator commands: cache stats, purge, doctor, videos.",
                   no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
@@ -17,3 +17,4 @@ cli = typer.Typer(help="Punchline operator commands: cache stats, purge, doctor,
 cache_commands.register(cli)
 video_commands.register(cli)
 winners_commands.register(cli)
+queue_commands.register(cli)  # videos retry / videos dead: the render queue's dead letters

@@ -88,7 +88,9 @@ class Settings(BaseSettings):
     # Where local renders run: worker processes (no GIL contention with the event loop) or threads.
     video_render_pool: Literal["process", "thread"] = "process"
     video_render_timeout: float = Field(default=60.0, gt=0)
-    video_generation_lock_ttl: float = Field(default=120.0, gt=0)
+    # Kept alive by its holder every third of it, so it only matters when the holder dies:
+    # short, so a SIGKILLed worker's combination is free again within seconds.
+    video_generation_lock_ttl: float = Field(default=10.0, gt=0)
     video_negative_ttl: float = Field(default=30.0, ge=0)
     # Backpressure: generations pending at once in this process, past which a new one is
     # refused (VideoBusyError) rather than queued: winners (permanent) up to the first bound,
