@@ -64,6 +64,7 @@ def _redis_checks(settings: Settings) -> list[Check]:
             checks.append(_on(primary, _policy(client)))
             checks.append(_on(primary, _persistence(client)))
             checks.append(_index_marker(client))
+            checks.append(_render_workers(settings, client))
     except CacheBackendError as exc:
         checks.append(Check("fail", f"Redis check failed: {exc}"))
     finally:
@@ -106,6 +107,22 @@ def _cluster_checks(settings: Settings) -> list[Check]:
         cluster.close()
     checks.append(_password_needed(settings))
     return checks
+
+
+def _render_workers(settings: Settings, client: redis.Redis) -> Check:
+    """The render workers whose SAQ heartbeat is fresh (app/video/queue.py)."""
+    from app.video.queue import read_workers
+
+    workers = read_workers(client, settings.video_queue_name)
+    if not workers:
+        external = settings.video_worker_mode == "external"
+        return Check("fail" if external else "warn",
+                     "render workers: none seen" + (
+                         " (VIDEO_WORKER_MODE=external: start `python -m app.worker`)"
+                         if external else " (no web instance or worker is running)"))
+    names = ", ".join(f"{w.get('host', '?')}:{w.get('pid', '?')} ({w.get('mode', '?')})"
+                      for w in workers[:8])
+    return Check("ok", f"render workers: {len(workers)} alive: {names}")
 
 
 def _address(client: redis.Redis) -> str:

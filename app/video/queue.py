@@ -22,6 +22,7 @@ import logging
 import time
 from typing import Any
 
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from saq import Job
@@ -43,6 +44,22 @@ FINISHED_TTL = 60  # seconds SAQ keeps a finished job (dedup of a late duplicate
 SWEEP_ABORT_WAIT = 0.5  # seconds a sweep waits for a swept job's worker (it is dead) to answer
 QUEUE_SOCKET_TIMEOUT = 5.0  # the queue's blocking dequeue waits 1 s; the cache's 0.25 s is short
 COUNTERS = ("renders", "retries", "dropped", "dead", "failures")
+
+
+def read_workers(client: SyncRedis, name: str) -> list[dict[str, Any]]:
+    """Metadata of the workers whose SAQ worker info is fresh (sync: for `doctor`)."""
+    now_ms = int(time.time() * 1000)
+    keys = [k for k in client.zrangebyscore(f"saq:{name}:stats", now_ms, "+inf")
+            if isinstance(k, bytes | str)]
+    if not keys:
+        return []
+    workers = []
+    for raw in client.mget(keys):
+        if raw is None:
+            continue
+        info = json.loads(raw)
+        workers.append(dict(info.get("metadata") or {}))
+    return workers
 
 
 class ResilientRedisQueue(RedisQueue):
