@@ -236,9 +236,9 @@ async def test_full_game_every_winner_gets_a_video(
         stats = (await http.get("/api/video/stats")).json()
         assert stats["provider"] == "local" and stats["failures"] == 0, stats
         if speculative == "true":
-            # Each winner joined its speculative render still in flight, or found it finished
-            # (temporary) and promoted it; either way it ended permanent (checked above).
-            assert stats["joined"] + stats["promotions"] >= len(rounds), stats
+            # A winner whose speculative render was still queued went first, at winner
+            # priority (the render queue, docs/videos.md); one that was done was promoted.
+            # Either way each combination was rendered once (below) and ended permanent.
             # The losing combinations were rendered too, but cached as temporary entries.
             revealed = sum(len(played["submissions"]) for played in rounds)
 
