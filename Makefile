@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 N ?= 2
 
-.PHONY: install system-deps run run-cluster test quick lint typecheck pytest bench clean
+.PHONY: install system-deps run run-cluster worker test quick lint typecheck pytest bench clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -38,6 +38,10 @@ system-deps:
 # X-Forwarded-For trusted from FORWARDED_ALLOW_IPS only (see README, "Running behind a proxy").
 run: install
 	$(PY) -m app.main --host $(HOST) --port $(PORT)
+
+# A render worker on the durable queue (app/video/queue.py); start as many as you like.
+worker: install
+	$(PY) -m app.worker
 
 # N instances (ports PORT+1..PORT+N) on REDIS_URL, with nginx in front on HOST:PORT, configured
 # as in docs/deploy.md. Several instances need Redis: without it, it says so and stops.
