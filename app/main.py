@@ -36,7 +36,7 @@ from app.game.decks import load_library
 from app.game.registry import RoomRegistry, get_registry
 from app.services.video_cache import VideoCache, video_cache
 from app.sockets import register_socket_handlers
-from app.sockets.manager import client_manager
+from app.sockets.manager import client_manager, socketio_url
 from app.state.wiring import GameState
 from app.video import routes as video_routes
 from app.video.lifespan import video_lifespan
@@ -55,7 +55,7 @@ def create_sio(settings: Settings) -> socketio.AsyncServer:
     return socketio.AsyncServer(
         async_mode="asgi",
         # Redis pub/sub between instances (None with memory://: this process only).
-        client_manager=client_manager(settings.redis_url, settings.socketio_channel),
+        client_manager=client_manager(socketio_url(settings), settings.socketio_channel),
         cors_allowed_origins=list(settings.cors_origins) or None,
         cors_credentials=False,
         # The game accepts every connection and answers refusals as events (app/sockets).

@@ -14,7 +14,10 @@ named, keyed (usually by client address) and given a rate in the `limits` notati
 ``check()`` does the hit and returns a `Verdict` (allowed, remaining, retry_after) in one call.
 
 Storage: ``async+redis://`` (redis-py's asyncio client, with the cache's short timeouts and no
-retries) when REDIS_URL names a Redis; `MemoryStorage` when REDIS_URL is ``memory://``. The
+retries) when REDIS_URL names a Redis; `MemoryStorage` when REDIS_URL is ``memory://``. With
+``redis+sentinel://`` the `limits` Sentinel storage on the master (never a replica: a count read
+there may be stale), with ``redis+cluster://`` its Cluster storage; both with the same timeouts
+and no retries. The sliding window's two keys share a hash tag, so its script runs on Cluster. The
 limiter fails open *to memory*, never to "no limit" and never to an exception: when a Redis call
 fails, counting moves to this process's memory for `retry_interval` seconds, after which Redis is
 tried again. During an outage each instance counts alone, so a client may get up to N times the
@@ -27,6 +30,7 @@ grow with the rate, and no burst of twice the rate at a window boundary as a fix
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -34,10 +38,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import (
+    MemoryStorage,
+    RedisClusterStorage,
+    RedisSentinelStorage,
+    RedisStorage,
+    Storage,
+)
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.errors import StorageError
 from redis.asyncio import ConnectionPool
@@ -46,6 +56,7 @@ from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from app.core.config import Settings
+from app.core.redis_url import parse_multi_host, topology_of
 
 logger = logging.getLogger(__name__)
 
@@ -71,13 +82,45 @@ class Verdict:
 
 
 def limits_url(redis_url: str) -> str | None:
-    """The `limits` storage URL for REDIS_URL, or None for memory."""
+    """The `limits` storage URL for REDIS_URL, or None for memory.
+
+    A Sentinel URL loses its /db segment (`limits` wants /service; the db becomes an option)."""
     scheme = urlsplit(redis_url).scheme
     if scheme in MEMORY_SCHEMES:
         return None
     if scheme == "unix":
         return "async+redis+unix" + redis_url[len("unix"):]
+    if topology_of(redis_url) == "sentinel":
+        parts = urlsplit(redis_url)
+        address = parse_multi_host(redis_url)
+        return urlunsplit(("async+redis+sentinel", parts.netloc, f"/{address.service}", "", ""))
     return "async+" + redis_url
+
+
+def _redis_storage(redis_url: str, url: str, timeout: float, key_prefix: str
+                   ) -> tuple[Storage, ConnectionPool | None]:
+    """The `limits` storage for REDIS_URL (any topology), fail-fast; and its pool if it has one."""
+    options: dict[str, Any] = {
+        "socket_connect_timeout": timeout, "socket_timeout": timeout,
+        "retry": Retry(NoBackoff(), 0), "health_check_interval": 0, "max_connections": 64}
+    topology = topology_of(redis_url)
+    if topology == "cluster":
+        # The asyncio RedisCluster takes no retry_on_timeout; with `retry` at 0 none happens.
+        return RedisClusterStorage(url, implementation="redispy", key_prefix=key_prefix,
+                                   require_full_coverage=False, **options), None
+    options["retry_on_timeout"] = False
+    if topology == "sentinel":
+        address = parse_multi_host(redis_url)
+        # The URL's password is the data nodes' (as for the cache): the sentinels get none.
+        sentinel_kwargs: dict[str, Any] = {
+            "password": None, **{name: options[name] for name in
+                                 ("socket_connect_timeout", "socket_timeout", "retry")}}
+        return RedisSentinelStorage(url, implementation="redispy", key_prefix=key_prefix,
+                                    use_replicas=False, db=address.db,
+                                    sentinel_kwargs=sentinel_kwargs, **options), None
+    pool = ConnectionPool.from_url(redis_url, **options)
+    return RedisStorage(url, implementation="redispy", key_prefix=key_prefix,
+                        connection_pool=pool), pool  # type: ignore[arg-type]
 
 
 class RateLimits:
@@ -87,18 +130,13 @@ class RateLimits:
         self._memory = MemoryStorage()
         self._memory_limiter = SlidingWindowCounterRateLimiter(self._memory)
         self._pool: ConnectionPool | None = None
+        self._storage: Storage | None = None
         self._redis_limiter: SlidingWindowCounterRateLimiter | None = None
         self._redis_down_until = 0.0
         url = limits_url(redis_url) if redis_url else None
         if url is not None and redis_url is not None:
-            options: dict[str, Any] = {
-                "socket_connect_timeout": timeout, "socket_timeout": timeout,
-                "retry": Retry(NoBackoff(), 0), "retry_on_timeout": False,
-                "health_check_interval": 0, "max_connections": 64}
-            self._pool = ConnectionPool.from_url(redis_url, **options)
-            storage: Storage = RedisStorage(url, implementation="redispy", key_prefix=key_prefix,
-                                            connection_pool=self._pool)  # type: ignore[arg-type]
-            self._redis_limiter = SlidingWindowCounterRateLimiter(storage)
+            self._storage, self._pool = _redis_storage(redis_url, url, timeout, key_prefix)
+            self._redis_limiter = SlidingWindowCounterRateLimiter(self._storage)
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> RateLimits:
@@ -131,6 +169,8 @@ class RateLimits:
             timer.cancel()
         if self._pool is not None:
             await self._pool.aclose()
+        elif self._storage is not None:  # Sentinel or Cluster: the client `limits` built
+            await _close_bridge(self._storage)
 
     # --- the API --------------------------------------------------------------------------------
     async def hit(self, name: str, key: str, rate: str, cost: int = 1) -> bool:
@@ -179,3 +219,16 @@ class RateLimits:
             except REDIS_FAILURES as exc:
                 self._mark_down(exc)
         return await op(self._memory_limiter)
+
+
+async def _close_bridge(storage: Storage) -> None:
+    """Close the redis-py clients inside a `limits` Sentinel or Cluster storage (it has no
+    close of its own): the master's or cluster's client, and the sentinels'."""
+    bridge = getattr(storage, "bridge", None)
+    clients = [getattr(bridge, "storage", None), getattr(bridge, "storage_replica", None)]
+    sentinel = getattr(bridge, "sentinel", None)
+    clients += list(getattr(sentinel, "sentinels", []))
+    for client in clients:
+        if client is not None:
+            with contextlib.suppress(*REDIS_FAILURES):
+                await client.aclose()

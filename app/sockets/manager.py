@@ -23,10 +23,13 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import quote
 
 import socketio
 
 from app.cache.connection import mask_url
+from app.core.config import Settings
+from app.core.redis_url import parse_multi_host, topology_of
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +114,30 @@ class GameRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
                 await asyncio.sleep(RECONNECT_SECONDS)
 
 
+def socketio_url(settings: Settings) -> str:
+    """SOCKETIO_REDIS_URL when set, else REDIS_URL (see `pubsub_url` for a Cluster URL)."""
+    return settings.socketio_redis_url or settings.redis_url
+
+
+def pubsub_url(url: str) -> str:
+    """A URL python-socketio accepts. It has no Cluster URL, and needs none: classic Pub/Sub
+    is cluster-wide (a PUBLISH on any node reaches subscribers on every node), so a
+    ``redis+cluster://`` URL becomes ``redis://`` on its first startup node, credentials kept.
+    Should that node die, emits stay local until it is back: set SOCKETIO_REDIS_URL to choose."""
+    if topology_of(url) != "cluster":
+        return url
+    address = parse_multi_host(url)
+    host, port = address.nodes[0]
+    userinfo = ""
+    if address.username or address.password:
+        userinfo = quote(address.username or "", safe="")
+        if address.password is not None:
+            userinfo += ":" + quote(address.password, safe="")
+        userinfo += "@"
+    host = f"[{host}]" if ":" in host else host
+    return f"redis://{userinfo}{host}:{port}"
+
+
 def client_manager(url: str, channel: str, *, write_only: bool = False
                    ) -> socketio.AsyncManager | None:
     """The manager for ``url`` (None for memory://: the server's in-process default).
@@ -120,4 +147,4 @@ def client_manager(url: str, channel: str, *, write_only: bool = False
 
     if is_memory_url(url):
         return None
-    return GameRedisManager(url, channel=channel, write_only=write_only)
+    return GameRedisManager(pubsub_url(url), channel=channel, write_only=write_only)

