@@ -40,11 +40,14 @@ def test_bad_multi_host_urls_are_refused(url: str, message: str) -> None:
         parse_multi_host(url)
 
 
-def test_settings_accept_sentinel_and_refuse_cluster_without_the_password() -> None:
+def test_settings_accept_sentinel_and_cluster_and_refuse_bad_ones_without_the_password(
+        ) -> None:
     url = "redis+sentinel://:topsecret@h1:26379,h2:26379/0/mymaster"
     assert Settings(_env_file=None, redis_url=url).redis_url == url
-    with pytest.raises(ValidationError, match="not supported yet") as raised:
-        Settings(_env_file=None, redis_url="redis+cluster://:topsecret@h1:7000")
+    cluster = "redis+cluster://:topsecret@h1:7000,h2:7001"
+    assert Settings(_env_file=None, redis_url=cluster).redis_url == cluster
+    with pytest.raises(ValidationError, match="only db 0") as raised:
+        Settings(_env_file=None, redis_url="redis+cluster://:topsecret@h1:7000/2")
     assert "topsecret" not in str(raised.value)
     with pytest.raises(ValidationError, match="service_name") as raised:
         Settings(_env_file=None, redis_url="redis+sentinel://:topsecret@h1:26379/0")
