@@ -3,18 +3,26 @@ redis-server, each with its own port: the multi-instance behaviour, never simula
 
 from __future__ import annotations
 
+import re
+import subprocess
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from deploy.nginx_config import Site, nginx_command, write_standalone
 from tests.e2e.conftest import server_env
 from tests.sockets.support import Client
 from tests.support.app_server import AppServer, run_app_server
+from tests.support.redis_server import free_port
 
 Instances = Callable[..., list[AppServer]]
+NGINX = "/usr/sbin/nginx"  # Debian's (`make system-deps`)
 
 
 @pytest.fixture
@@ -53,3 +61,65 @@ async def player() -> AsyncIterator[Callable[..., Any]]:
     yield make
     for client in made:
         await client.close()
+
+
+@dataclass
+class Nginx:
+    base_url: str
+    prefix: Path
+    process: subprocess.Popen[bytes]
+
+    def upstreams(self, path: str) -> list[str]:
+        """The instances nginx tried, in order, for each logged request whose line holds
+        ``path`` (the access log of deploy/nginx/standalone.conf.template)."""
+        log = (self.prefix / "access.log").read_text()
+        return [match.group(1) for line in log.splitlines() if path in line
+                for match in [re.search(r" upstream=(\S+(?:, \S+)*) upstream_status", line)]
+                if match]
+
+
+Balancer = Callable[..., Nginx]
+
+
+@pytest.fixture
+def nginx(tmp_path: Path) -> Iterator[Balancer]:
+    """``nginx(servers)``: Debian's nginx in front of ``servers`` with the configuration of
+    deploy/nginx_config.py, on a free port. ``sticky=False`` deletes the ``hash`` line, only to
+    show what stickiness is for."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(servers: list[AppServer], *, sticky: bool = True) -> Nginx:
+        prefix = tmp_path / f"nginx{len(started)}"
+        site = Site(f"127.0.0.1:{free_port()}",
+                    [s.base_url.removeprefix("http://") for s in servers])
+        conf = write_standalone(site, prefix)
+        if not sticky:
+            site_file = prefix / "punchline.conf"
+            text = site_file.read_text()
+            assert "    hash $remote_addr consistent;\n" in text
+            site_file.write_text(text.replace("    hash $remote_addr consistent;\n", ""))
+        process = subprocess.Popen(nginx_command(NGINX, conf), stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.STDOUT)
+        started.append(process)
+        balancer = Nginx(f"http://{site.listen}", prefix, process)
+        deadline = time.monotonic() + 10
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"nginx exited: {(prefix / 'error.log').read_text()}")
+            try:
+                if httpx.get(f"{balancer.base_url}/health", timeout=1).status_code == 200:
+                    return balancer
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"nginx did not answer: {(prefix / 'error.log').read_text()}")
+            time.sleep(0.05)
+
+    yield start
+    for process in started:
+        process.terminate()  # SIGTERM: nginx's fast shutdown
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
