@@ -7,7 +7,7 @@ import re
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,8 +16,7 @@ import httpx
 import pytest
 
 from deploy.nginx_config import Site, nginx_command, write_standalone
-from tests.e2e.conftest import server_env
-from tests.sockets.support import Client
+from tests.e2e.conftest import connect, server_env  # noqa: F401 - connect: a fixture
 from tests.support.app_server import AppServer, run_app_server
 from tests.support.redis_server import free_port
 
@@ -48,19 +47,9 @@ def instances(redis_url: str, tmp_path: Path) -> Iterator[Instances]:
 
 
 @pytest.fixture
-async def player() -> AsyncIterator[Callable[..., Any]]:
-    """``await player(server, "Ada", token=None)``: a connected client, closed after the test."""
-    made: list[Client] = []
-
-    async def make(server: AppServer, name: str, token: str | None = None) -> Client:
-        client = Client(server.base_url, name)
-        await client.connect(token=token)
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        await client.close()
+def player(connect: Callable[..., Any]) -> Callable[..., Any]:  # noqa: F811 - the fixture
+    """``await player(server, "Ada", token=None)``: the e2e suite's ``connect`` fixture."""
+    return connect
 
 
 @dataclass
