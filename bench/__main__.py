@@ -29,7 +29,7 @@ from bench._support import REPO, RESULTS_DIR, write_results
 
 BENCH_DIR = REPO / "bench"
 EXPECTED = ("bench_cache", "bench_outage", "bench_render")
-TIMEOUTS = {"bench_cache": 360.0, "bench_outage": 180.0, "bench_game": 240.0,
+TIMEOUTS = {"bench_cache": 360.0, "bench_outage": 180.0, "bench_game": 900.0,
             "bench_queue": 420.0}
 DEFAULT_TIMEOUT = float(os.environ.get("BENCH_TIMEOUT", "150"))
 EXIT_NO_ENTRY_POINT = 3

@@ -17,6 +17,15 @@ each on fresh processes (and a fresh redis-server of its own, on a free port):
   spreads players at random). After the timed phases instance A is SIGKILLed and its players
   reconnect to B with their token (`auth={"token"}`): the failover time.
 
+Beside them, for issue 15, **redis ×1 nobatch** is redis ×1 with CACHE_BATCH_MAX_KEYS=0 (the
+async cache's adaptive batching off): ack p99 and capacity are printed side by side. And for
+issue 12, two **winners** scenarios on one instance on Redis play the paced phase only (no flat
+out), then wait until every `round_won` a room received has its `video_ready` (or
+`video_failed`), for at most DRAIN_SECONDS (5 minutes) after play: with the render worker
+embedded in the web process (VIDEO_WORKER_MODE=embedded), then with VIDEO_WORKER_MODE=external
+and two `python -m app.worker` processes on the same Redis and video folder. Reported: winners
+delivered / won, video_failed, win → video_ready p50 / p95, and how long the drain took.
+
 Clients are real `socketio.AsyncClient`s (websocket transport), all in one asyncio loop per
 client process (`--client-procs`, default 1). Each room has one host and `players - 1` guests;
 every player acts only on what its own connection received (its `hand`, the `room_state`): the
@@ -82,8 +91,7 @@ PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 ACK_TIMEOUT = 15.0
 BARRIER_TIMEOUT = 180.0
 # Seconds between SIGTERM and SIGKILL (tests/support waits 10 s): a server that keeps draining
-# its render backlog past this is reported as hung, and the three scenarios fit in the
-# runner's 150 s.
+# its render backlog past this is reported as hung.
 SHUTDOWN_GRACE = 6.0
 WINDOW = 4.0  # seconds of the latency-over-time series
 KILL_DELAY = 2.5  # seconds between the end of play and the failover's SIGKILL
@@ -109,6 +117,12 @@ class Config:
     failover: bool = False  # SIGKILL instance A after the phases; its players move to B
     label: str = "redis ×1"
     channel: str = "bench-game"  # SOCKETIO_CHANNEL
+    cache_batch_max_keys: int | None = None  # CACHE_BATCH_MAX_KEYS (None: the default; 0: off)
+    worker_mode: str = "embedded"  # VIDEO_WORKER_MODE
+    external_workers: int = 0  # `python -m app.worker` processes on the scenario's Redis
+    # > 0: a winners scenario. After play, wait (at most this long) until every round_won has
+    # had its video_ready or video_failed, and report win -> video_ready.
+    drain_seconds: float = 0.0
 
     @property
     def clients(self) -> int:
@@ -127,21 +141,48 @@ class Config:
             # every client comes from 127.0.0.1; a killed instance's connections still count
             # until its lease runs out, while its players reconnect to the survivor
             "SOCKET_MAX_CONNECTIONS_PER_ADDRESS": str(4 * self.clients + 64),
+            "VIDEO_WORKER_MODE": self.worker_mode,
+            **({} if self.cache_batch_max_keys is None
+               else {"CACHE_BATCH_MAX_KEYS": str(self.cache_batch_max_keys)}),
         }
+
+    @property
+    def spans(self) -> list[tuple[str, tuple[str, str]]]:
+        """The timed phases and the marks that bound them (a winners scenario has no flat out)."""
+        out = [("paced", ("paced", "flat"))]
+        if self.flat_seconds > 0:
+            out.append(("flat", ("flat", "stop")))
+        return out
 
 
 def quick_config() -> Config:
     return Config(rooms=10, paced_seconds=5.0, flat_seconds=4.0)
 
 
+DRAIN_SECONDS = 300.0  # issue 12: winners are counted over the run plus at most 5 minutes
+NO_BATCH = "redis ×1 nobatch"
+WIN_EMBEDDED = "wins embedded"
+WIN_EXTERNAL = "wins 2 workers"
+
+
 def scenarios(base: Config) -> list[Config]:
-    """The same load on in-process rooms, on Redis with one instance, and with two."""
+    """The same load on in-process rooms, on Redis with one instance (with and without the
+    cache's adaptive batching), and with two; then the winners scenarios: paced play only,
+    followed by a drain until every winner's video has reached its room, with the render
+    worker embedded in the web process, then with two `python -m app.worker` processes."""
+    winners = replace(base, shared=True, instances=1, failover=False, flat_seconds=0.0,
+                      drain_seconds=DRAIN_SECONDS)
     return [replace(base, shared=False, instances=1, failover=False, label="in-process",
                     channel="bench-game-mem"),
             replace(base, shared=True, instances=1, failover=False, label="redis ×1",
                     channel="bench-game-r1"),
+            replace(base, shared=True, instances=1, failover=False, label=NO_BATCH,
+                    channel="bench-game-r1nb", cache_batch_max_keys=0),
             replace(base, shared=True, instances=2, failover=True, label="redis ×2",
-                    channel="bench-game-r2")]
+                    channel="bench-game-r2"),
+            replace(winners, label=WIN_EMBEDDED, channel="bench-game-we"),
+            replace(winners, label=WIN_EXTERNAL, channel="bench-game-wx",
+                    worker_mode="external", external_workers=2)]
 
 
 # --- /proc --------------------------------------------------------------------------------------
@@ -301,6 +342,14 @@ class Recorder:
     # phase -> "same" / "cross" instance -> ms from that emit to a peer's room_state showing it
     delivery: dict[str, dict[str, list[float]]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(list)))
+    # (room, round) -> monotonic time seat 0 received round_won / video_ready / video_failed
+    won: dict[tuple[str, int], float] = field(default_factory=dict)
+    ready: dict[tuple[str, int], float] = field(default_factory=dict)
+    failed: dict[tuple[str, int], float] = field(default_factory=dict)
+    reasons: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    def undelivered(self) -> list[tuple[str, int]]:
+        return [k for k in self.won if k not in self.ready and k not in self.failed]
 
     async def call(self, sio: socketio.AsyncClient, event: str, data: Any = None
                    ) -> dict[str, Any] | None:
@@ -385,7 +434,8 @@ class Bot:
         self.kick()
 
     async def _on_round_won(self, data: dict[str, Any]) -> None:
-        pass
+        if self.seat == 0:  # rounds restart at 1 in a new game: keep the first (score limit 50)
+            self.rec.won.setdefault((self.room_code, int(data["round"])), time.monotonic())
 
     async def _on_game_over(self, data: dict[str, Any]) -> None:
         self.games_over += 1
@@ -396,10 +446,13 @@ class Bot:
     async def _on_video_ready(self, data: dict[str, Any]) -> None:
         if self.seat == 0:
             self.rec.videos[self.rec.schedule.phase(time.monotonic()) + ":ready"] += 1
+            self.rec.ready.setdefault((self.room_code, int(data["round"])), time.monotonic())
 
     async def _on_video_failed(self, data: dict[str, Any]) -> None:
         if self.seat == 0:
             self.rec.videos[self.rec.schedule.phase(time.monotonic()) + ":failed"] += 1
+            self.rec.failed.setdefault((self.room_code, int(data["round"])), time.monotonic())
+            self.rec.reasons[str(data.get("reason", "?"))[:80]] += 1
 
     # actions
     def next_action(self) -> tuple[str, Any] | None:
@@ -619,6 +672,10 @@ async def client_main(urls: list[str], cfg: Config, rooms: int, proc_index: int,
         if pending:
             await asyncio.wait(pending, timeout=ACK_TIMEOUT + 1)
         await asyncio.sleep(0.5)  # late video_ready events
+        drain_end = stop_at + cfg.drain_seconds
+        while cfg.drain_seconds > 0 and rec.undelivered() and time.monotonic() < drain_end:
+            await asyncio.sleep(0.1)  # winners: until every round_won has its video
+        drained_at = time.monotonic()
         if cfg.failover:
             stop_probe.set()
             if pinger is not None:
@@ -649,6 +706,11 @@ async def client_main(urls: list[str], cfg: Config, rooms: int, proc_index: int,
         "ping_ms": {p: summarize_ms(v) for p, v in pings.items()},
         "delivery": {p: dict(kinds) for p, kinds in rec.delivery.items()},
         "failover": failover,
+        "winners": {"stop_at": stop_at, "drained_at": drained_at,
+                    "rows": [[room, rnd, won, rec.ready.get((room, rnd)),
+                              rec.failed.get((room, rnd))]
+                             for (room, rnd), won in rec.won.items()],
+                    "failed_reasons": dict(rec.reasons)},
     }
 
 
@@ -834,8 +896,9 @@ def run_config(cfg: Config) -> dict[str, Any]:
         try:
             env = {**cfg.server_env(),
                    "REDIS_URL": redis_server.url if redis_server else "memory://"}
-            with app_servers(workdir, env, cfg.instances, shutdowns) as servers:
-                result = drive(cfg, ctx, servers, redis_server, started_all)
+            with app_servers(workdir, env, cfg.instances, shutdowns) as servers, \
+                    render_workers(workdir, env, cfg.external_workers) as workers:
+                result = drive(cfg, ctx, servers, redis_server, started_all, workers)
                 shared = [s.log for s in servers if "Game state: shared in Redis" in s.log]
                 if cfg.shared and len(shared) != len(servers):
                     raise RuntimeError("an instance did not put its rooms in Redis:\n"
@@ -848,17 +911,53 @@ def run_config(cfg: Config) -> dict[str, Any]:
     return result
 
 
+@contextlib.contextmanager
+def render_workers(workdir: Path, env: dict[str, str], n: int
+                   ) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """``n`` `python -m app.worker` processes on the scenario's Redis and the first server's
+    video folder (DATA_DIR), started once it is up; SIGTERM (then SIGKILL) at the end."""
+    procs: list[subprocess.Popen[bytes]] = []
+    logs = [workdir / f"worker{i}.log" for i in range(n)]
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), **env,
+                "DATA_DIR": str(workdir / "server0" / "data")}
+    try:
+        for log_path in logs:
+            with open(log_path, "wb") as log:
+                procs.append(subprocess.Popen([sys.executable, "-m", "app.worker"], cwd=REPO,
+                                              env=full_env, stdout=log,
+                                              stderr=subprocess.STDOUT))
+        deadline = time.monotonic() + 60
+        for proc, log_path in zip(procs, logs, strict=True):
+            while "render worker started" not in log_path.read_text(errors="replace"):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("a render worker did not start:\n"
+                                       + log_path.read_text(errors="replace")[-3000:])
+                time.sleep(0.1)
+        yield procs
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
 def total_rss_kib(pids: list[int]) -> int:
     return sum(vm_rss_kib(pid) for pid in pids)
 
 
 def drive(cfg: Config, ctx: Any, servers: list[AppServer], redis_server: Any,
-          started_all: float) -> dict[str, Any]:
+          started_all: float, workers: list[subprocess.Popen[bytes]]) -> dict[str, Any]:
     pids = [s.process.pid for s in servers]
     urls = [s.base_url for s in servers]
     redis_pid = redis_server.process.pid if redis_server is not None else None
     redis_url = redis_server.url if redis_server is not None else None
     meter = CpuMeter(pids, redis_pid)
+    worker_meter = CpuMeter([w.pid for w in workers], None)  # external render workers
     time.sleep(1.0)  # let the render pools and the caches settle
     rss: dict[str, int] = {"idle": total_rss_kib(pids)}
     redis_memory: dict[str, Any] = {}
@@ -867,10 +966,10 @@ def drive(cfg: Config, ctx: Any, servers: list[AppServer], redis_server: Any,
     barrier = ctx.Barrier(procs + 1)
     schedule_qs = [ctx.Queue() for _ in range(procs)]
     results_q = ctx.Queue()
-    workers = [ctx.Process(target=client_process, daemon=True,
+    clients = [ctx.Process(target=client_process, daemon=True,
                            args=(urls, asdict(cfg), shares[i], i, barrier, schedule_qs[i],
                                  results_q)) for i in range(procs)]
-    for w in workers:
+    for w in clients:
         w.start()
     results: list[dict[str, Any]] = []
     samples: list[dict[str, float]] = []
@@ -888,6 +987,7 @@ def drive(cfg: Config, ctx: Any, servers: list[AppServer], redis_server: Any,
         for q in schedule_qs:
             q.put((paced_at, flat_at, stop_at, kill_at))
         marks: dict[str, dict[str, float]] = {}
+        worker_cpu = {"paced": worker_meter.read()}
         calls: dict[str, dict[str, int]] = {}
         everyone: dict[str, dict[int, float]] = {}
         for label, at in (("paced", paced_at), ("flat", flat_at), ("stop", stop_at)):
@@ -895,6 +995,7 @@ def drive(cfg: Config, ctx: Any, servers: list[AppServer], redis_server: Any,
                 time.sleep(max(0.0, min(1.0, at - time.monotonic())))
                 samples.append(meter.read())
             marks[label] = meter.read()
+            worker_cpu[label] = worker_meter.read()
             everyone[label] = all_processes_cpu()
             calls[label] = redis_calls(redis_url)
         rss["end"] = total_rss_kib(pids)
@@ -908,14 +1009,22 @@ def drive(cfg: Config, ctx: Any, servers: list[AppServer], redis_server: Any,
         if cfg.failover:
             time.sleep(max(0.0, kill_at - time.monotonic()))
             killed_at = kill_instance(servers[0])
-        deadline = time.monotonic() + 2 * ACK_TIMEOUT + 30
+        deadline = time.monotonic() + 2 * ACK_TIMEOUT + 30 + cfg.drain_seconds
         while len(results) < procs:
             try:
                 results.append(results_q.get(timeout=max(0.1, deadline - time.monotonic())))
             except queue.Empty:
                 break
+        marks["drained"] = meter.read()
+        worker_cpu["drained"] = worker_meter.read()
+        if cfg.drain_seconds > 0:
+            for url in urls:
+                try:
+                    video_stats.append(httpx.get(f"{url}/api/video/stats", timeout=10).json())
+                except httpx.HTTPError as exc:
+                    video_stats.append({"error": repr(exc)})
     finally:
-        for w in workers:
+        for w in clients:
             w.join(timeout=10)
             if w.is_alive():
                 w.kill()
@@ -923,21 +1032,79 @@ def drive(cfg: Config, ctx: Any, servers: list[AppServer], redis_server: Any,
     if failed or len(results) < procs:
         raise RuntimeError(f"client processes failed: {failed or 'no result'}\n"
                            f"{servers[-1].log[-3000:]}")
-    ours = {os.getpid(), *pids, *meter.seen, *(w.pid for w in workers if w.pid)}
+    ours = {os.getpid(), *pids, *meter.seen, *(w.pid for w in clients if w.pid),
+            *(w.pid for w in workers), *worker_meter.seen}
     if redis_pid:
         ours.add(redis_pid)
     others = {phase: busiest_others(everyone[a], everyone[b], marks[b]["t"] - marks[a]["t"], ours)
-              for phase, (a, b) in (("paced", ("paced", "flat")), ("flat", ("flat", "stop")))}
+              for phase, (a, b) in cfg.spans}
     result = assemble(cfg, rss, marks, samples, results, video_stats, started_all)
     for phase, rows in others.items():
         result["phases"][phase]["other_processes"] = rows
+    for phase, (a, b) in cfg.spans:  # the external render workers and their render pools
+        p = result["phases"][phase]
+        wall = worker_cpu[b]["t"] - worker_cpu[a]["t"]
+        used = sum(worker_cpu[b][k] - worker_cpu[a][k] for k in ("server", "render"))
+        p["workers_cpu_pct"] = round(100 * used / wall, 1)
+        p["other_cpu_pct"] = round(p["other_cpu_pct"] - p["workers_cpu_pct"], 1)
     result["redis_memory"] = redis_memory
-    for phase, (a, b) in (("paced", ("paced", "flat")), ("flat", ("flat", "stop"))):
+    for phase, (a, b) in cfg.spans:
         result["phases"][phase]["redis_calls_per_round"] = calls_per_round(
             calls[a], calls[b], result["phases"][phase]["rounds"])
     if killed_at is not None:
         result["failover"] = failover_stats(results, killed_at)
+    if cfg.drain_seconds > 0:
+        w = result["winners"] = winners_stats(cfg, results, marks, worker_cpu)
+        result["targets"].append(winners_target(cfg.label, w))
     return result
+
+
+def winners_target(label: str, w: dict[str, Any] | None, error: str = "") -> dict[str, Any]:
+    metric = f"{label}: winner videos delivered (run + drain ≤ {DRAIN_SECONDS:.0f} s), 0 failed"
+    if w is None:
+        return {"metric": metric, "value": None, "unit": "%", "op": ">=", "target": 100.0,
+                "met": False, "detail": "not measured: " + error[:120]}
+    t = w["win_to_ready_s"]
+    return {"metric": metric, "value": w["delivered_pct"], "unit": "%", "op": ">=",
+            "target": 100.0, "met": w["delivered"] == w["wins"] and w["failed"] == 0,
+            "detail": f"{w['delivered']}/{w['wins']} delivered, {w['failed']} video_failed; "
+                      f"win → video_ready p50 {t['p50']} s, p95 {t['p95']} s"}
+
+
+def winners_stats(cfg: Config, results: list[dict[str, Any]], marks: dict[str, dict[str, float]],
+                  worker_cpu: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """Every round_won of the run against its room's video_ready (or video_failed)."""
+    rows = [row for r in results for row in r["winners"]["rows"]]
+    ready = [row for row in rows if row[3] is not None]
+    failed = [row for row in rows if row[4] is not None]
+    stop_at = min(r["winners"]["stop_at"] for r in results)
+    reasons: dict[str, int] = defaultdict(int)
+    for r in results:
+        for reason, n in r["winners"]["failed_reasons"].items():
+            reasons[reason] += n
+    waits = sorted(row[3] - row[2] for row in ready)
+    last = max((row[3] for row in ready), default=stop_at)
+    paced = marks["drained"]["t"] - marks["paced"]["t"]
+    return {
+        "wins": len(rows), "delivered": len(ready), "failed": len(failed),
+        "missing": len(rows) - len(ready),
+        "delivered_pct": round(100 * len(ready) / len(rows), 1) if rows else math.nan,
+        "win_to_ready_s": {"p50": round(quantile(waits, 0.50), 2),
+                           "p95": round(quantile(waits, 0.95), 2),
+                           "max": round(waits[-1], 2) if waits else math.nan},
+        "drain_bound_s": cfg.drain_seconds,
+        # from the end of play until the last video_ready (0: all were in before play ended)
+        "drain_s": round(max(0.0, last - stop_at), 1),
+        "gave_up": bool(len(rows) - len(ready) - len(failed)),
+        "failed_reasons": dict(reasons),
+        "examples_missing": [f"{row[0]}#{row[1]}" for row in rows if row[3] is None][:5],
+        # CPU seconds from the start of play to the end of the drain
+        "server_cpu_s": round(marks["drained"]["server"] - marks["paced"]["server"], 1),
+        "embedded_render_cpu_s": round(marks["drained"]["render"] - marks["paced"]["render"], 1),
+        "worker_cpu_s": round(worker_cpu["drained"]["server"] + worker_cpu["drained"]["render"]
+                              - worker_cpu["paced"]["server"] - worker_cpu["paced"]["render"], 1),
+        "play_and_drain_s": round(paced, 1),
+    }
 
 
 def failover_stats(results: list[dict[str, Any]], killed_at: float) -> dict[str, Any]:
@@ -983,7 +1150,7 @@ def assemble(cfg: Config, rss: dict[str, int], marks: dict[str, dict[str, float]
              samples: list[dict[str, float]], results: list[dict[str, Any]],
              video_stats: list[dict[str, Any]], started_all: float) -> dict[str, Any]:
     phases: dict[str, Any] = {}
-    for phase, (a, b) in (("paced", ("paced", "flat")), ("flat", ("flat", "stop"))):
+    for phase, (a, b) in cfg.spans:
         wall = marks[b]["t"] - marks[a]["t"]
         rounds = sum(r["rounds"].get(phase, 0) for r in results)
         merged = merge_clients(results, phase)
@@ -1034,6 +1201,8 @@ def assemble(cfg: Config, rss: dict[str, int], marks: dict[str, dict[str, float]
     }
     targets = []
     for phase, what in (("paced", "paced play"), ("flat", "flat out (saturated)")):
+        if phase not in phases:
+            continue
         stats = phases[phase]["acks"]["all"]
         targets.append({
             "metric": f"{cfg.label}: p99 ack round trip, {clients} clients, {what}",
@@ -1057,7 +1226,7 @@ def assemble(cfg: Config, rss: dict[str, int], marks: dict[str, dict[str, float]
 
 
 def run(quick: bool = False, cfg: Config | None = None) -> dict[str, Any]:
-    """The three scenarios with the same load (`quick`: 10 rooms, short phases)."""
+    """Every scenario with the same load (`quick`: 10 rooms, short phases)."""
     if cfg is None:
         cfg = quick_config() if quick or SCALE < 0.5 else Config()
     started = time.monotonic()
@@ -1076,6 +1245,8 @@ def run(quick: bool = False, cfg: Config | None = None) -> dict[str, Any]:
             targets.append({"metric": f"{label}: p99 ack round trip, paced play",
                             "value": None, "unit": "ms", "op": "<", "target": TARGET_P99_MS,
                             "met": False, "detail": "not measured: " + res["error"][:120]})
+            if label in (WIN_EMBEDDED, WIN_EXTERNAL):
+                targets.append(winners_target(label, None, res["error"]))
         else:
             targets.extend(res["targets"])
     return {"config": {**asdict(cfg), "clients": cfg.clients,
@@ -1091,26 +1262,29 @@ def _fmt(stats: dict[str, Any] | None, key: str, digits: int = 1) -> str:
 
 
 def print_summary(results: dict[str, Any]) -> None:
+    """Compact on purpose: docs/benchmarks.md shows the last 120 lines of it."""
     cfg = results["config"]
     print(f"{cfg['rooms']} rooms × {cfg['players']} players = {cfg['clients']} clients in "
           f"{cfg['client_procs']} client process(es); paced {cfg['paced_seconds']} s (think "
           f"{cfg['think']} s), flat out {cfg['flat_seconds']} s; SPECULATIVE_RENDER="
           f"{str(cfg['speculative']).lower()}, VIDEO_RENDER_WORKERS={cfg['render_workers']} per "
-          f"instance; {cfg['nproc']} cores shared by clients, servers and Redis")
+          f"process; {cfg['nproc']} cores shared by clients, servers, workers and Redis")
     runs = results["scenarios"]
     ok = {label: r for label, r in runs.items() if "error" not in r}
+    games = {label: r for label, r in ok.items() if "winners" not in r}  # with a flat out
     for label, r in runs.items():
         if "error" in r:
             print(f"{label}: FAILED — {r['error'][:300]}")
     for phase, title in (("paced", "paced play"), ("flat", "flat out")):
         print(f"\n{title}: ack round trip (ms), rounds, server CPU")
-        print(f"  {'scenario':11s} {'rounds/s':>8s} {'p50':>6s} {'p90':>6s} {'p99':>6s} "
+        print(f"  {'scenario':15s} {'rounds/s':>8s} {'p50':>6s} {'p90':>6s} {'p99':>6s} "
               f"{'max':>6s} {'srv CPU%':>8s} {'redis%':>6s} {'render%':>7s} {'client%':>7s} "
               f"{'ms srv/rnd':>10s} {'+redis':>6s} {'rnd/srv-s':>9s} {'rnd/(srv+redis)-s':>17s}")
-        for label, r in ok.items():
+        rows = {label: r for label, r in ok.items() if phase in r["phases"]}
+        for label, r in rows.items():
             p = r["phases"][phase]
             a = p["acks"]["all"]
-            print(f"  {label:11s} {p['rounds_per_s']:>8.1f} {_fmt(a, 'p50_ms'):>6s} "
+            print(f"  {label:15s} {p['rounds_per_s']:>8.1f} {_fmt(a, 'p50_ms'):>6s} "
                   f"{_fmt(a, 'p90_ms'):>6s} {_fmt(a, 'p99_ms'):>6s} {_fmt(a, 'max_ms'):>6s} "
                   f"{p['server_cpu_pct']:>8.1f} {p['redis_cpu_pct']:>6.1f} "
                   f"{p['render_cpu_pct']:>7.1f} {sum(p['client_cpu_pct']):>7.1f} "
@@ -1118,29 +1292,31 @@ def print_summary(results: dict[str, Any]) -> None:
                   f"{_fmt(p, 'server_redis_cpu_ms_per_round', 2):>6s} "
                   f"{_fmt(p, 'rounds_per_server_cpu_s'):>9s} "
                   f"{_fmt(p, 'rounds_per_server_redis_cpu_s'):>17s}")
-        for label, r in ok.items():
+        for label, r in rows.items():
             p = r["phases"][phase]
             ping = p["ping_ms"]
+            top = p.get("other_processes", [])[:1]
             print(f"    {label}: bare round trip p50 {_fmt(ping, 'p50_ms')} / p99 "
-                  f"{_fmt(ping, 'p99_ms')} ms; machine busy {p['machine_busy_cpu_pct']} % of "
-                  f"{cfg['nproc']}00 %, other processes {p['other_cpu_pct']} %; client loop lag "
-                  f"p99 {max((x.get('p99_ms', 0) for x in p['client_loop_lag_ms']), default=0)}"
+                  f"{_fmt(ping, 'p99_ms')} ms; machine busy {p['machine_busy_cpu_pct']} %, "
+                  + (f"workers {p['workers_cpu_pct']} %, " if p.get("workers_cpu_pct") else "")
+                  + f"not ours {p['other_cpu_pct']} %"
+                  + "".join(f" (top {row['cpu_pct']} % {row['cmd'][:40]})" for row in top)
+                  + f"; client lag p99 "
+                  f"{max((x.get('p99_ms', 0) for x in p['client_loop_lag_ms']), default=0)}"
                   f" ms; errors {p['errors'] or 'none'}")
-            for row in p.get("other_processes", [])[:2]:
-                print(f"      not ours: {row['cpu_pct']} % pid {row['pid']} {row['cmd'][:70]}")
     print("\nRedis commands per round (INFO commandstats over the phase / rounds), busiest first")
-    for label, r in ok.items():
+    for label, r in games.items():
         for phase in ("paced", "flat"):
             per = r["phases"][phase].get("redis_calls_per_round") or {}
             if per:
-                print(f"  {label:11s} {phase:5s} {per['all']} in all: " + ", ".join(
+                print(f"  {label:15s} {phase:5s} {per['all']} in all: " + ", ".join(
                     f"{k} {v}" for k, v in list(per.items())[1:7]))
     print("\ndelivery: a player's submit_cards emit → another player's room_state showing it (ms)")
-    for label, r in ok.items():
+    for label, r in games.items():
         for phase in ("paced", "flat"):
             kinds = r["phases"][phase]["delivery_ms"]
-            print(f"  {label:11s} {phase:5s} " + "; ".join(
-                f"{kind} instance p50 {_fmt(s, 'p50_ms')} / p99 {_fmt(s, 'p99_ms')} / max "
+            print(f"  {label:15s} {phase:5s} " + "; ".join(
+                f"{kind} p50 {_fmt(s, 'p50_ms')} / p99 {_fmt(s, 'p99_ms')} / max "
                 f"{_fmt(s, 'max_ms')} (n {s.get('n', 0)})" for kind, s in kinds.items()))
     for label, r in ok.items():
         f = r.get("failover")
@@ -1154,29 +1330,55 @@ def print_summary(results: dict[str, Any]) -> None:
                       f"{_fmt(s, 'max_ms')} ms after the SIGKILL")
             print(f"  errors: {f['errors'] or 'none'}")
     print("\nRedis MEMORY USAGE per room (bytes): room hash + history list")
-    for label, r in ok.items():
+    for label, r in games.items():
         for when, m in r.get("redis_memory", {}).items():
             if m:
-                print(f"  {label:11s} {when:5s} {m['rooms']} rooms: hash {m['room_bytes']} (max "
-                      f"{m['room_bytes_max']}), history {m['history_bytes']} ({m['histories']} "
-                      f"lists, {m['history_rounds']} rounds each) → {m['per_room_bytes']} per "
-                      f"room; used_memory {m['used_memory'] / 1048576:.1f} MiB")
-    print("\nserver VmRSS (MiB, all instances) idle / connected / dealt / end; set-up acks")
+                print(f"  {label:15s} {when:5s} {m['rooms']} rooms: hash {m['room_bytes']}, "
+                      f"history {m['history_bytes']} ({m['history_rounds']} rounds) → "
+                      f"{m['per_room_bytes']} per room; used_memory "
+                      f"{m['used_memory'] / 1048576:.1f} MiB")
+    print("\nserver VmRSS (MiB, all instances) idle / connected / dealt / end; set-up; shutdown")
     for label, r in ok.items():
         rss = r["memory"]["rss_kib"]
         acks = r["setup"]["acks"]
-        print(f"  {label:11s} " + " / ".join(f"{rss[k] / 1024:.1f}" for k in
+        downs = "; ".join(
+            "SIGKILLed (failover)" if sd.get("sigkilled") else
+            f"{'graceful' if sd.get('graceful') else 'HUNG, killed'} {sd.get('seconds')} s"
+            + (f", orphans {len(sd['orphans_killed'])}" if sd.get("orphans_killed") else "")
+            for sd in r.get("server_shutdown", []))
+        print(f"  {label:15s} " + " / ".join(f"{rss[k] / 1024:.1f}" for k in
                                              ("idle", "connected", "dealt", "end"))
               + f"; {r['memory']['per_room_kib']} KiB/room; create p99 "
                 f"{_fmt(acks.get('create_room'), 'p99_ms')}, join p99 "
-                f"{_fmt(acks.get('join_room'), 'p99_ms')} ms")
-    for label, r in ok.items():
-        downs = r.get("server_shutdown", [])
-        print(f"shutdown ({label}): " + "; ".join(
-            "SIGKILLed (failover)" if sd.get("sigkilled") else
-            f"{'graceful' if sd.get('graceful') else 'HUNG, killed'} {sd.get('seconds')} s, "
-            f"orphans {len(sd.get('orphans_killed', []))}" for sd in downs)
-              + f" ({r['duration_s']} s)")
+                f"{_fmt(acks.get('join_room'), 'p99_ms')} ms; shutdown {downs} "
+                f"({r['duration_s']} s in all)")
+    on, off = ok.get("redis ×1"), ok.get(NO_BATCH)
+    if on and off:
+        print("\nadaptive batching of the async cache (issue 15), one instance on Redis: "
+              "default CACHE_BATCH_MAX_KEYS (on) against 0 (off), same load")
+        for phase in ("paced", "flat"):
+            cells = []
+            for name, r in (("on", on), ("off", off)):
+                p = r["phases"][phase]
+                cells.append(f"{name}: ack p99 {_fmt(p['acks']['all'], 'p99_ms')} ms, "
+                             f"{p['rounds_per_s']} rounds/s, "
+                             f"{_fmt(p, 'rounds_per_server_cpu_s')} rounds/server CPU-s")
+            print(f"  {phase:5s} " + " | ".join(cells))
+    wins = {label: r["winners"] for label, r in ok.items() if "winners" in r}
+    if wins:
+        print("\nwinners delivered (issue 12): paced play, then a drain until every round_won "
+              "has its video_ready (at most 300 s)")
+        for label, w in wins.items():
+            t = w["win_to_ready_s"]
+            print(f"  {label:15s} {w['delivered']}/{w['wins']} delivered ({w['delivered_pct']} %),"
+                  f" {w['failed']} video_failed; win → video_ready p50 {t['p50']} s, p95 "
+                  f"{t['p95']} s, max {t['max']} s; last video {w['drain_s']} s after play "
+                  f"ended{' (GAVE UP at the bound)' if w['gave_up'] else ''}; CPU s: web "
+                  f"{w['server_cpu_s']}, embedded renders {w['embedded_render_cpu_s']}, "
+                  f"external workers {w['worker_cpu_s']}")
+            if w["failed_reasons"] or w["examples_missing"]:
+                print(f"    failed: {w['failed_reasons'] or 'none'}; missing e.g. "
+                      f"{w['examples_missing'] or 'none'}")
     print()
     for t in results["targets"]:
         verdict = "met " if t["met"] else "MISS"
