@@ -12,7 +12,14 @@ replica takes a new one). A primary without replicas gets a plain SET, as before
 
 A permanent write that no replica confirmed in time is not an error: it stays readable, and it
 is *held* in memory. So is every permanent write made while the primary we last saw with
-replicas has none (its replica was just promoted away: a failover is under way). The background
+replicas has none (its replica was just promoted away: a failover is under way) and that
+reached that primary: such a write is sent with `INFO replication` on the same connection, which
+names the server that took it (pooled links to the old and the new master coexist for a while,
+so our last look may describe another server). Writes that reached a new primary without a
+replica yet are not held, as on any primary without replicas. While suspect, the primary is
+looked at (and the sentinels asked for the master) every 0.1 s instead of every second, so
+writes stop going to the old primary within 0.1 s of the sentinels switching: the hold then
+only covers the promotion (about a second of writes), far inside MAX_HELD. The background
 probe re-writes held entries (never over a newer value, see `replay.py`) with a WAIT until a
 replica confirms them, and once onto any new primary even before it has a replica, so an entry
 survives its first primary dying for good. The hold is bounded (MAX_HELD, oldest dropped with a
@@ -22,7 +29,9 @@ without this module.
 Cluster: WAIT is sent to the primary of the key's slot, on the connection that carried the SET
 (the cluster pipeline sends one node's commands on one connection); a batch of re-writes waits
 on each primary it touched and counts as confirmed when every one of them confirmed. The
-replica count is the smallest among the primaries, and the "replication id" joins theirs.
+replica count is the smallest among the primaries, and the "replication id" joins theirs. A
+write cannot ask which primary took it there (INFO would go to another node): while suspect,
+that joined view decides whether it is held.
 
 REDIS_WAIT_MS=0 turns it off.
 """
@@ -53,6 +62,7 @@ from app.core.config import Settings
 logger = logging.getLogger(__name__)
 
 ROLE_CHECK_SECONDS = 1.0
+SUSPECT_CHECK_SECONDS = 0.1  # while the primary we saw with replicas has none: a failover?
 MAX_HELD = 10_000
 REDRIVE_BATCH = 500
 
@@ -64,7 +74,9 @@ class Replication(RedisStep[tuple[int, str]]):
     When that server is `suspect` (the primary we last saw with replicas) and has none left, a
     Sentinel client asks the sentinels for the master now: redis-py re-asks only for new
     connections, so without this, pooled connections keep writing to a primary that a failover
-    has already replaced, until the sentinels demote it (seconds later).
+    has already replaced, until the sentinels demote it (seconds later). If the sentinels name
+    a new master, the answer is then read again from it: the caller must not go on believing
+    in the old one for another check interval (its writes would be held for nothing).
     """
 
     suspect: str = ""
@@ -76,6 +88,9 @@ class Replication(RedisStep[tuple[int, str]]):
         pool = client.connection_pool
         if self._lost_replicas(found) and isinstance(pool, redis.sentinel.SentinelConnectionPool):
             pool.get_master_address()  # type: ignore[no-untyped-call]  # drops stale links
+            # The link that read INFO is dropped on release if the master moved (the sync
+            # pool checks `owns_connection`), so this reads the master the sentinels name.
+            found = _replication(client.info("replication"))
         return found
 
     async def aio(self, client: aioredis.Redis) -> tuple[int, str]:
@@ -86,10 +101,26 @@ class Replication(RedisStep[tuple[int, str]]):
         pool = client.connection_pool
         if self._lost_replicas(found) and isinstance(pool, aiosentinel.SentinelConnectionPool):
             await pool.get_master_address()  # type: ignore[no-untyped-call]
+            await _drop_stale_links(pool)
+            found = _replication(await client.info("replication"))
         return found
 
     def _lost_replicas(self, found: tuple[int, str]) -> bool:
-        return found[0] == 0 and bool(self.suspect) and found[1] == self.suspect
+        return found[0] == 0 and bool(self.suspect) and found[1] in {self.suspect, ""}
+
+
+async def _drop_stale_links(pool: aiosentinel.SentinelConnectionPool) -> None:
+    """Disconnect idle links to a server other than the master the sentinels name.
+
+    The asyncio pool takes links back as they are (unlike the sync one, it never checks
+    `owns_connection`), so a link that was busy when the master moved would go on writing to
+    the old one until it is demoted. A disconnected link re-asks the sentinels on reconnect.
+    """
+    master = pool.master_address
+    for link in list(pool._available_connections):  # noqa: SLF001  # no public way
+        if master is not None and (getattr(link, "host", None), getattr(link, "port", None)) \
+                != tuple(master):
+            await link.disconnect()
 
 
 def _replication(info: dict[str, Any]) -> tuple[int, str]:
@@ -147,6 +178,36 @@ class SetAndWait(RedisStep[int]):
 
 
 @dataclass(slots=True)
+class SetAndInspect(RedisStep[tuple[int, str] | None]):
+    """SET then INFO replication on the same connection: (replicas, replication id) of the very
+    server that took the write, whichever one a pooled link reached (see `plan_set`).
+
+    On Cluster only the SET (the key's primary is known, INFO would go elsewhere): None.
+    """
+
+    key: str
+    value: bytes
+
+    def sync(self, client: redis.Redis) -> tuple[int, str] | None:
+        if is_cluster(client):
+            client.set(self.key, self.value)
+            return None
+        with client.pipeline(transaction=False) as pipe:
+            pipe.set(self.key, self.value)
+            pipe.info("replication")
+            return _replication(pipe.execute()[-1])
+
+    async def aio(self, client: aioredis.Redis) -> tuple[int, str] | None:
+        if is_cluster(client):
+            await client.set(self.key, self.value)
+            return None
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.set(self.key, self.value)
+            pipe.info("replication")
+            return _replication((await pipe.execute())[-1])
+
+
+@dataclass(slots=True)
 class ReplayAndWait(RedisStep[int]):
     """Re-write held entries (never over newer values), then WAIT 1 <ms>, in one pipeline.
 
@@ -159,7 +220,9 @@ class ReplayAndWait(RedisStep[int]):
     def sync(self, client: redis.Redis) -> int:
         with client.pipeline(transaction=False) as pipe:
             for key, args in self.records:
-                pipe.eval(REPLAY_SCRIPT, 1, key, *args)
+                # Not pipe.eval: redis-py's ClusterPipeline.eval takes no script (TypeError).
+                pipe.execute_command(  # type: ignore[no-untyped-call]
+                    "EVAL", REPLAY_SCRIPT, 1, key, *args)
             if self.wait_ms is None:
                 pipe.execute()
                 return 0
@@ -169,7 +232,8 @@ class ReplayAndWait(RedisStep[int]):
     async def aio(self, client: aioredis.Redis) -> int:
         async with client.pipeline(transaction=False) as pipe:
             for key, args in self.records:
-                pipe.eval(REPLAY_SCRIPT, 1, key, *args)
+                # Not pipe.eval: redis-py's ClusterPipeline.eval takes no script (TypeError).
+                pipe.execute_command("EVAL", REPLAY_SCRIPT, 1, key, *args)
             if self.wait_ms is None:
                 await pipe.execute()
                 return 0
@@ -201,11 +265,22 @@ class ReplicaGuard:
     def held(self) -> int:
         return len(self._held)
 
+    @property
+    def _suspect(self) -> bool:
+        """The primary we last saw with replicas has none: a failover may be under way."""
+        return self.replicas == 0 and self.primary in {self._replicated_primary} - {""}
+
     def _plan_refresh(self) -> Plan[None]:
-        if time.monotonic() - self._checked_at < ROLE_CHECK_SECONDS:
+        # While suspect, look (and ask the sentinels) often: every write until we move to the
+        # new master lands on the old one and must be held.
+        interval = SUSPECT_CHECK_SECONDS if self._suspect else ROLE_CHECK_SECONDS
+        if time.monotonic() - self._checked_at < interval:
             return
-        self.replicas, self.primary = yield from Replication(self._replicated_primary)
+        self._seen((yield from Replication(self._replicated_primary)))
         self._checked_at = time.monotonic()
+
+    def _seen(self, found: tuple[int, str]) -> None:
+        self.replicas, self.primary = found
         if self.replicas:
             self._replicated_primary = self.primary
 
@@ -216,9 +291,7 @@ class ReplicaGuard:
             return
         yield from self._plan_refresh()
         if self.replicas == 0:
-            yield from Set(key, entry.encode())
-            if self.primary and self.primary == self._replicated_primary:
-                self._hold(key, entry)  # its replicas are gone: a failover under way?
+            yield from self._plan_set_unwaited(key, entry)
             return
         acked = yield from SetAndWait(key, entry.encode(), self.wait_ms)
         if acked >= 1:
@@ -229,6 +302,29 @@ class ReplicaGuard:
             return
         self._checked_at = -1e9  # look at the replicas again on the next write
         self._hold(key, entry)
+
+    def _plan_set_unwaited(self, key: str, entry: CacheEntry) -> Plan[None]:
+        """A permanent write while our primary has no replica to wait for.
+
+        Once a primary was seen with replicas, the write asks the server that took it (same
+        connection) who it is: the state above may come from another pooled link, and during a
+        failover links to the old and the new master coexist. Only a write that reached the
+        old primary (or one that has replicas again, not waited for) is at risk and is held.
+        """
+        if not self._replicated_primary:  # never saw a replica: a plain SET, as before
+            yield from Set(key, entry.encode())
+            return
+        took = yield from SetAndInspect(key, entry.encode())
+        if took is None:  # Cluster: the joined view of every primary
+            at_risk = self.primary == self._replicated_primary
+        else:
+            replicas, primary = took
+            at_risk = replicas > 0 or primary in {self._replicated_primary, ""}
+            if took != (self.replicas, self.primary):
+                self._seen(took)
+                self._checked_at = time.monotonic()
+        if at_risk:
+            self._hold(key, entry)
 
     def _hold(self, key: str, entry: CacheEntry) -> None:
         with self._lock:

@@ -173,7 +173,11 @@ def test_failover_loses_no_acknowledged_permanent_entry(own_topology: SentinelTo
         keys = [key_for(f"Stream {i} ____.", ["failover"]) for i in range(len(urls))]
         stored = master.mget(keys)
     missing = [i for i, raw in enumerate(stored) if raw is None]
-    assert not missing, f"{len(missing)} of {len(urls)} acknowledged entries lost: {missing[:10]}"
+    replicas = cache.core.replicas  # how many were held, and dropped past MAX_HELD (the cause)
+    assert not missing, (f"{len(missing)} of {len(urls)} acknowledged entries lost: "
+                         f"{missing[:10]} (held {replicas.unconfirmed}, "
+                         f"dropped {replicas.dropped})")
+    assert replicas.dropped == 0
     assert [CacheEntry.decode(raw).video_url for raw in stored if raw is not None] == urls
     assert cache.get(f"Stream {len(urls) - 1} ____.", ["failover"]) == urls[-1]
     assert cache.get_stats()["cache_type"] == "redis"
