@@ -58,6 +58,7 @@ from app.cache.journal import JournalRecord
 from app.cache.plans import Plan, RedisStep, Set
 from app.cache.replay import REPLAY_SCRIPT, replay_arguments
 from app.core.config import Settings
+from app.core.redis_url import topology_of
 
 logger = logging.getLogger(__name__)
 
@@ -241,11 +242,58 @@ class ReplayAndWait(RedisStep[int]):
             return _acked(await pipe.execute(), waits)
 
 
+@dataclass(slots=True)
+class RedriveOnCluster(RedisStep[list[str]]):
+    """Cluster: re-write held entries, then WAIT on each primary they went to that has a
+    replica; returns the keys a replica confirmed. Primaries without a replica (one was just
+    promoted and has none yet) get the re-write only: their keys stay held.
+
+    One primary's lost replica must not keep the other shards' entries held for ever, which a
+    cluster-wide "fewest replicas" would do."""
+
+    records: Sequence[tuple[str, tuple[str, ...]]]
+    wait_ms: int
+
+    def sync(self, client: redis.Redis) -> list[str]:
+        counts = _replicas_by_node(client.info("replication", target_nodes="primaries"))
+        with client.pipeline(transaction=False) as pipe:
+            waits = self._queue(client, pipe, counts)
+            return self._confirmed(client, pipe.execute(), waits)
+
+    async def aio(self, client: aioredis.Redis) -> list[str]:
+        counts = _replicas_by_node(await client.info("replication", target_nodes="primaries"))
+        async with client.pipeline(transaction=False) as pipe:
+            waits = self._queue(client, pipe, counts)
+            return self._confirmed(client, await pipe.execute(), waits)
+
+    def _queue(self, client: Any, pipe: Any, counts: dict[str, int]) -> list[str]:
+        nodes = {}
+        for key, args in self.records:
+            pipe.execute_command("EVAL", REPLAY_SCRIPT, 1, key, *args)
+            node = client.get_node_from_key(key)
+            nodes[node.name] = node
+        waited = [name for name in nodes if counts.get(name, 0) > 0]
+        for name in waited:
+            pipe.execute_command("WAIT", 1, self.wait_ms, target_nodes=nodes[name])
+        return waited
+
+    def _confirmed(self, client: Any, replies: list[Any], waited: list[str]) -> list[str]:
+        acked = {name for name, reply in zip(waited, replies[len(replies) - len(waited):],
+                                             strict=True) if int(reply) >= 1}
+        return [key for key, _ in self.records if client.get_node_from_key(key).name in acked]
+
+
+def _replicas_by_node(by_node: Any) -> dict[str, int]:
+    return {name: count for name, info in dict(by_node).items()
+            for count, _ in [_replication(info)]}
+
+
 class ReplicaGuard:
     def __init__(self, settings: Settings, on_hold: Callable[[], None] | None = None) -> None:
         # A WAIT longer than the socket timeout would read as an outage: stay well inside it.
         self.wait_ms = min(settings.redis_wait_ms, int(settings.redis_socket_timeout * 800))
         self.on_hold = on_hold  # e.g. make sure a background probe runs to re-drive the hold
+        self.cluster = topology_of(settings.redis_url) == "cluster"  # confirm per primary
         self.replicas = 0
         self.primary = ""  # replication id of the primary we talk to
         self._replicated_primary = ""  # the last primary seen with replicas
@@ -264,6 +312,10 @@ class ReplicaGuard:
     @property
     def held(self) -> int:
         return len(self._held)
+
+    def held_keys(self) -> list[str]:
+        with self._lock:
+            return list(self._held)
 
     @property
     def _suspect(self) -> bool:
@@ -354,6 +406,8 @@ class ReplicaGuard:
         confirmed = 0
         try:
             yield from self._plan_refresh()
+            if self.cluster:
+                return (yield from self._plan_redrive_cluster())
             if self.replicas == 0:
                 # Nothing can confirm them here. They are on this primary if they were written
                 # to it; a new primary (failover, the old one gone) gets them once.
@@ -373,6 +427,24 @@ class ReplicaGuard:
                         if self._held.get(key) is entry:  # not re-held by a newer write
                             del self._held[key]
                 confirmed += len(batch)
+        except CacheBackendError as exc:  # the probe's next round tries again
+            logger.debug("Re-writing held permanent entries failed: %s", exc)
+        if confirmed:
+            self.confirmed += confirmed
+            logger.info("A replica confirmed %d held permanent cache writes (%d still held)",
+                        confirmed, len(self._held))
+        return confirmed
+
+    def _plan_redrive_cluster(self) -> Plan[int]:
+        confirmed = 0
+        try:
+            for batch in self._batches():
+                keys = set((yield from RedriveOnCluster(self._records(batch), self.wait_ms)))
+                with self._lock:
+                    for key, entry in batch:
+                        if key in keys and self._held.get(key) is entry:
+                            del self._held[key]
+                            confirmed += 1
         except CacheBackendError as exc:  # the probe's next round tries again
             logger.debug("Re-writing held permanent entries failed: %s", exc)
         if confirmed:
