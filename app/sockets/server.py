@@ -290,9 +290,14 @@ class GameServer:
             raise error(f"too many {name} from your address (limit {rate}); "
                         f"try again in {wait} s")
 
-    async def _emit(self, event: str, data: dict[str, Any], to: str) -> None:
+    async def _emit(self, event: str, data: dict[str, Any], to: str,
+                    local_only: bool = False) -> None:
+        """Emit to a room or a connection on any instance. A connection of this instance, or a
+        room whose seats are all here (``local_only``), skips the pub/sub round: the other
+        instances would only decode it to find nobody to send it to."""
         try:
-            await self.sio.emit(event, data, to=to)
+            here = local_only or self.sio.manager.is_connected(to, "/")
+            await self.sio.emit(event, data, to=to, ignore_queue=here)
         except Exception:
             logger.error("emit %r to %s failed", event, to, exc_info=True)
 
@@ -353,29 +358,30 @@ class GameServer:
         """Broadcast the outcome of a saved transition (called with the room's lock held)."""
         room = record.room
         to_room = channel(room.code)
+        here = self._all_seats_here(record)
         for e in events:
             if isinstance(e, ev.PlayerLeft):
                 await self._unseat(record, e)
             elif isinstance(e, ev.SubmissionsRevealed):
                 subs = payloads.revealed(e)
-                await self._emit("submissions", subs.model_dump(mode="json"), to_room)
+                await self._emit("submissions", subs.model_dump(mode="json"), to_room, here)
                 self.videos.on_revealed(e)
             elif isinstance(e, ev.RoundWon):
-                await self._emit("round_won", payloads.round_won(e).model_dump(), to_room)
+                await self._emit("round_won", payloads.round_won(e).model_dump(), to_room, here)
                 ended = payloads.RoundEndedOut(round=e.round, reason="won")
-                await self._emit("round_ended", ended.model_dump(), to_room)
+                await self._emit("round_ended", ended.model_dump(), to_room, here)
                 self.videos.on_won(to_room, e)
             elif isinstance(e, ev.RoundVoided):
                 ended = payloads.RoundEndedOut(round=e.round, reason=e.reason)
-                await self._emit("round_ended", ended.model_dump(), to_room)
+                await self._emit("round_ended", ended.model_dump(), to_room, here)
             elif isinstance(e, ev.GamePaused):
                 paused = payloads.GamePausedOut(reason=e.reason, scores=e.scores)
-                await self._emit("game_paused", paused.model_dump(), to_room)
+                await self._emit("game_paused", paused.model_dump(), to_room, here)
             elif isinstance(e, ev.GameStarted) and e.resumed:
                 resumed = payloads.GameResumedOut(scores=room.scores())
-                await self._emit("game_resumed", resumed.model_dump(), to_room)
+                await self._emit("game_resumed", resumed.model_dump(), to_room, here)
             elif isinstance(e, ev.GameOver):
-                await self._emit("game_over", payloads.game_over(e).model_dump(), to_room)
+                await self._emit("game_over", payloads.game_over(e).model_dump(), to_room, here)
         if record.closed is not None:
             await self._announce_close(record)
             return
@@ -383,12 +389,18 @@ class GameServer:
             self._forget_room(room.code)
             logger.info("room %s closed", room.code)
             return
-        await self._emit("room_state", payloads.to_json(room.public_state()), to_room)
+        await self._emit("room_state", payloads.to_json(room.public_state()), to_room, here)
         for player in room.players:
             seat = record.seats.get(player.id)
             if seat is not None and seat.sid is not None:
                 hand = payloads.hand(room.code, room.round_number, player.hand)
                 await self._emit("hand", hand.model_dump(), seat.sid)
+
+    def _all_seats_here(self, record: RoomRecord) -> bool:
+        """Every seated connection of the room is on this instance (so is any that left)."""
+        mine = self.instances.id
+        return all(seat.instance in (None, mine) for seat in
+                   (*record.seats.values(), *record.left_seats.values()))
 
     def _forget_room(self, code: str) -> None:
         for sid, local in list(self.local.items()):
