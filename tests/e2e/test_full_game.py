@@ -255,7 +255,9 @@ async def test_full_game_every_winner_gets_a_video(
                     await asyncio.sleep(0.1)
 
             stats = await asyncio.wait_for(all_settled(), VIDEO_TIMEOUT)
-            assert stats["generations"] + dropped(stats) == revealed, stats
+            # A dropped speculative order whose combination then won was rendered as the
+            # winner: it counts on both sides.
+            assert revealed <= stats["generations"] + dropped(stats) <= revealed + len(rounds)
             assert stats["failures"] == 0, stats
             rendered = 0
             for played in rounds:
