@@ -4,8 +4,9 @@ One file per process, `{DATA_DIR}/video-jobs/<pid>.<start>@<host>.jsonl`, named 
 storage's render files so that a dead owner is recognised. Lines are `{"order": {...}}` when
 an order is journaled and `{"done": "<job key>"}` when the local runner finished it. A process
 only writes its own file. When Redis answers, `adopt_dead()` claims the files of processes of
-this host that are gone (renamed first, so two adopters never both take one), and their
-unfinished orders join the durable queue; a file whose orders are all done is deleted.
+this host that are gone (renamed to `<name>.adopted-<adopter tag>` first, so two adopters
+never both take one), and their unfinished orders join the durable queue; a file whose orders
+are all done is deleted. A claimed file whose adopter died before it was done is claimed again.
 """
 
 from __future__ import annotations
@@ -21,14 +22,25 @@ from app.video.storage import _host, _owner_tag, _process_start
 
 logger = logging.getLogger(__name__)
 
-_NAME_RE = re.compile(r"(\d+)\.(\d+)@([A-Za-z0-9._]+)\.jsonl")
+_TAG = r"(\d+)\.(\d+)@([A-Za-z0-9._]+)"
+_NAME_RE = re.compile(_TAG + r"\.jsonl")
+_ADOPTED_RE = re.compile(r".+\.jsonl\.adopted-" + _TAG)
 
 
-def _dead_owner(name: str) -> bool:
-    match = _NAME_RE.fullmatch(name)
+def _dead(match: re.Match[str] | None) -> bool:
     if match is None or match[3] != _host():
         return False
     return _process_start(int(match[1])) not in {match[2], "0"}
+
+
+def _dead_owner(name: str) -> bool:
+    """True for the journal of a process of this host that no longer runs."""
+    return _dead(_NAME_RE.fullmatch(name))
+
+
+def _dead_adopter(name: str) -> bool:
+    """True for a claimed journal whose adopter died before its orders joined the queue."""
+    return _dead(_ADOPTED_RE.fullmatch(name))
 
 
 def read_pending(path: Path) -> list[RenderOrder]:
@@ -54,7 +66,8 @@ def read_pending(path: Path) -> list[RenderOrder]:
 class OrderJournal:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.path = directory / f"{_owner_tag(os.getpid())}.jsonl"
+        self.tag = _owner_tag(os.getpid())
+        self.path = directory / f"{self.tag}.jsonl"
         self.open = 0  # orders journaled and not done yet
 
     def _append(self, record: dict[str, object]) -> None:
@@ -81,15 +94,18 @@ class OrderJournal:
         claimed: list[tuple[Path, list[RenderOrder]]] = []
         if not self.directory.is_dir():
             return claimed
-        for path in sorted(self.directory.glob("*.jsonl")):
-            if path == self.path or not _dead_owner(path.name):
+        mine = f".adopted-{self.tag}"
+        for path in sorted(self.directory.glob("*.jsonl*")):
+            if path.name.endswith(mine):  # claimed earlier; its submit failed: again
+                claimed.append((path, read_pending(path)))
                 continue
-            target = path.with_name(f"{path.name}.adopted-{os.getpid()}")
+            if path == self.path or not (_dead_owner(path.name) or _dead_adopter(path.name)):
+                continue
+            original = path.name.split(".adopted-", 1)[0]
+            target = path.with_name(original + mine)
             try:
                 os.rename(path, target)
             except FileNotFoundError:
                 continue  # another process adopted it first
             claimed.append((target, read_pending(target)))
-        claimed += [(p, read_pending(p)) for p in self.directory.glob(
-            f"*.adopted-{os.getpid()}") if all(p != c for c, _ in claimed)]
         return claimed
