@@ -34,6 +34,7 @@ from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from app.cache.cluster_mget import mget_async
 from app.cache.connection import is_cluster
 from app.cache.plans import Pipelined, Raw
 
@@ -262,7 +263,7 @@ class Batcher:
 
 async def _mget(client: aioredis.Redis, keys: list[str]) -> list[Raw]:
     if is_cluster(client):  # one MGET per slot, see MGet in plans.py
-        return await cast(AsyncRedisCluster, client).mget_nonatomic(keys)
+        return await mget_async(cast(AsyncRedisCluster, client), keys)
     return await client.mget(keys)
 
 

@@ -21,8 +21,8 @@ import redis
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
-from redis.cluster import RedisCluster
 
+from app.cache.cluster_mget import mget_async, mget_sync
 from app.cache.connection import is_cluster
 from app.cache.errors import map_backend_error
 
@@ -106,18 +106,18 @@ class Get(RedisStep[Raw]):
 @dataclass(slots=True)
 class MGet(RedisStep[list[Raw]]):
     """MGET; on Cluster one MGET per slot (a multi-slot MGET fails with CROSSSLOT), pipelined
-    per node with the nodes queried concurrently (redis-py's `mget_nonatomic`)."""
+    per node with the nodes queried concurrently (`app/cache/cluster_mget.py`)."""
 
     keys: list[str]
 
     def sync(self, client: redis.Redis) -> list[Raw]:
         if is_cluster(client):
-            return cast(RedisCluster, client).mget_nonatomic(self.keys)
+            return mget_sync(client, self.keys)
         return client.mget(self.keys)
 
     async def aio(self, client: aioredis.Redis) -> list[Raw]:
         if is_cluster(client):
-            return await cast(AsyncRedisCluster, client).mget_nonatomic(self.keys)
+            return await mget_async(cast(AsyncRedisCluster, client), self.keys)
         return await client.mget(self.keys)
 
 

@@ -98,6 +98,40 @@ def test_get_many_sends_one_mget_per_slot(cluster: ClusterTopology,
     assert mget_calls(cluster) - before == len(slots)
 
 
+def test_get_many_with_a_stale_slot_map_follows_moved(cluster: ClusterTopology,
+                                                      cache_factory: CacheFactory) -> None:
+    """The hand-pipelined MGETs (app/cache/cluster_mget.py) meet MOVED when the client's slot
+    map is wrong, and redo the read through redis-py, which follows it: same answers."""
+    cache = cache_factory(cluster.url(), cache_near_enabled=False)
+    combos = [(f"Stale {i} ____.", ["map"]) for i in range(30)]
+    for i, combo in enumerate(combos[:20]):
+        cache.set(*combo, f"https://v.example/s{i}.mp4")
+    expected = [f"https://v.example/s{i}.mp4" for i in range(20)] + [None] * 10
+
+    def scramble(manager: object) -> None:
+        # Every slot of the first key now points at a primary that does not own it.
+        slots = manager.slots_cache  # type: ignore[attr-defined]
+        slot = key_slot(key_for(*combos[0]).encode())
+        owner = slots[slot][0]
+        slots[slot] = [next(nodes[0] for nodes in slots.values() if nodes[0].name != owner.name)]
+
+    scramble(cache._sync().nodes_manager)  # type: ignore[attr-defined]
+    assert cache.get_many(combos) == expected
+    assert cache.get_stats()["cache_type"] == "redis"
+
+    async def main() -> list[str | None]:
+        await cache.astart()
+        assert await cache.aget_many(combos) == expected  # the slot map is read here
+        scramble(cache._async().nodes_manager)  # type: ignore[attr-defined]
+        try:
+            return await cache.aget_many(combos)
+        finally:
+            assert cache.core.redis_usable
+            await cache.aclose()
+
+    assert asyncio.run(main()) == expected
+
+
 async def test_async_calls_batch_across_slots_and_locks_work(cluster: ClusterTopology,
                                                              cache_factory: CacheFactory) -> None:
     cache = cache_factory(cluster.url(), cache_near_enabled=False)
