@@ -22,7 +22,7 @@ from app.cache.connection import is_memory_url, mask_url
 from app.core.config import Settings, get_settings
 from app.core.logging import configure_logging
 from app.services.video_cache import video_cache
-from app.sockets.manager import client_manager
+from app.sockets.manager import client_manager, socketio_url
 from app.video.queue import RenderQueue
 from app.video.queue_model import Priority
 from app.video.queue_worker import OrderExecutor, QueueWorker
@@ -55,7 +55,7 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
     service = VideoService(settings, cache=video_cache)
     set_video_service(service)
     await service.start()  # render pool, and the files of dead renders of this host
-    manager = client_manager(settings.redis_url, settings.socketio_channel, write_only=True)
+    manager = client_manager(socketio_url(settings), settings.socketio_channel, write_only=True)
     assert manager is not None
 
     async def emit(event: str, data: dict[str, Any], channel: str) -> None:
