@@ -422,31 +422,35 @@ class ReplicaGuard:
                 if acked < 1:
                     self._checked_at = -1e9
                     break
-                with self._lock:
-                    for key, entry in batch:
-                        if self._held.get(key) is entry:  # not re-held by a newer write
-                            del self._held[key]
-                confirmed += len(batch)
+                confirmed += self._release(batch)
         except CacheBackendError as exc:  # the probe's next round tries again
             logger.debug("Re-writing held permanent entries failed: %s", exc)
-        if confirmed:
-            self.confirmed += confirmed
-            logger.info("A replica confirmed %d held permanent cache writes (%d still held)",
-                        confirmed, len(self._held))
-        return confirmed
+        return self._note_confirmed(confirmed)
 
     def _plan_redrive_cluster(self) -> Plan[int]:
         confirmed = 0
         try:
             for batch in self._batches():
                 keys = set((yield from RedriveOnCluster(self._records(batch), self.wait_ms)))
-                with self._lock:
-                    for key, entry in batch:
-                        if key in keys and self._held.get(key) is entry:
-                            del self._held[key]
-                            confirmed += 1
+                confirmed += self._release(batch, keys)
         except CacheBackendError as exc:  # the probe's next round tries again
             logger.debug("Re-writing held permanent entries failed: %s", exc)
+        return self._note_confirmed(confirmed)
+
+    def _release(self, batch: list[tuple[str, CacheEntry]],
+                 confirmed_keys: set[str] | None = None) -> int:
+        """Stop holding the batch's entries a replica confirmed (all of them without
+        `confirmed_keys`), unless a newer write re-held the key; returns how many."""
+        released = 0
+        with self._lock:
+            for key, entry in batch:
+                if (confirmed_keys is None or key in confirmed_keys) \
+                        and self._held.get(key) is entry:
+                    del self._held[key]
+                    released += 1
+        return released
+
+    def _note_confirmed(self, confirmed: int) -> int:
         if confirmed:
             self.confirmed += confirmed
             logger.info("A replica confirmed %d held permanent cache writes (%d still held)",
