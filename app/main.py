@@ -26,6 +26,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from app.api import admin, cache, decks, health, metrics, rooms, videos, winners
 from app.api.deps import get_video_cache
+from app.cache.connection import tls_options
 from app.core.config import Settings, get_settings
 from app.core.errors import install_error_handlers, use_error_shape_in_openapi
 from app.core.headers import HeaderLimit
@@ -55,7 +56,8 @@ def create_sio(settings: Settings) -> socketio.AsyncServer:
     return socketio.AsyncServer(
         async_mode="asgi",
         # Redis pub/sub between instances (None with memory://: this process only).
-        client_manager=client_manager(socketio_url(settings), settings.socketio_channel),
+        client_manager=client_manager(socketio_url(settings), settings.socketio_channel,
+                                      tls=tls_options(settings)),
         cors_allowed_origins=list(settings.cors_origins) or None,
         cors_credentials=False,
         # The game accepts every connection and answers refusals as events (app/sockets).

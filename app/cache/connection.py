@@ -192,6 +192,8 @@ def _cluster_options(settings: Settings, extra: dict[str, Any]
         options["username"] = address.username
     if address.password:
         options["password"] = address.password
+    if address.tls:  # rediss+cluster://: from_url's rediss:// rule, for every node's connection
+        options["ssl"] = True
     # The cluster-level retry (ConnectionError, ClusterDown...) is the `retry` above: none.
     # A missing slot (a primary died, no replica promoted yet) is an error, not a hang.
     options["require_full_coverage"] = False

@@ -121,7 +121,8 @@ def cluster_checks(settings: Settings, cluster: redis.Redis) -> list[Check]:
     """`cluster` is a connected (sync) RedisCluster client."""
     address = cluster_address(settings)
     assert address is not None
-    checks = [Check("ok", f"topology: Cluster, {len(address.nodes)} startup node(s) listed")]
+    tls = " over TLS" if address.tls else ""
+    checks = [Check("ok", f"topology: Cluster{tls}, {len(address.nodes)} startup node(s) listed")]
     try:
         with mapped_errors():
             info = cluster.execute_command("CLUSTER INFO")  # type: ignore[no-untyped-call]

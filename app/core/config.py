@@ -12,7 +12,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from redis.connection import parse_url
 
-from app.core.redis_url import parse_multi_host
+from app.core.redis_url import CLUSTER_SCHEMES, parse_multi_host, uses_tls
 
 
 class Settings(BaseSettings):
@@ -51,8 +51,8 @@ class Settings(BaseSettings):
     redis_connect_timeout: float = Field(default=0.25, gt=0, le=30)
     redis_socket_timeout: float = Field(default=0.25, gt=0, le=30)
     redis_max_connections: int = Field(default=512, ge=1)
-    # TLS (rediss:// only): the CA that signed the server's certificate, and the client's own
-    # certificate and key when the server asks for one (redis-server's tls-auth-clients).
+    # TLS (rediss:// and rediss+cluster:// only): the CA that signed the server's certificate,
+    # and the client's own certificate and key when the server asks for one (tls-auth-clients).
     redis_tls_ca_file: Path | None = None
     redis_tls_cert_file: Path | None = None
     redis_tls_key_file: Path | None = None
@@ -182,9 +182,10 @@ class Settings(BaseSettings):
         if scheme in {"memory", "mem"}:
             return url
         if scheme not in {"redis", "rediss", "unix", "redis+sentinel", "valkey+sentinel",
-                          "redis+cluster"}:
+                          *CLUSTER_SCHEMES}:
             raise ValueError("REDIS_URL must start with redis://, rediss://, unix://, "
-                             "redis+sentinel://, redis+cluster:// or memory://")
+                             "redis+sentinel://, redis+cluster://, rediss+cluster:// or "
+                             "memory://")
         try:
             if scheme.endswith(("+sentinel", "+cluster")):
                 parse_multi_host(url)
@@ -243,7 +244,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_redis_cluster_db(self) -> Settings:
-        if urlsplit(self.redis_url).scheme == "redis+cluster" and self.redis_db:
+        if urlsplit(self.redis_url).scheme in CLUSTER_SCHEMES and self.redis_db:
             raise ValueError("REDIS_DB must be unset or 0 with redis+cluster:// (Cluster has "
                              "only database 0)")
         return self
@@ -254,8 +255,9 @@ class Settings(BaseSettings):
                  "REDIS_TLS_CERT_FILE": self.redis_tls_cert_file,
                  "REDIS_TLS_KEY_FILE": self.redis_tls_key_file}
         given = {name: path for name, path in files.items() if path is not None}
-        if given and urlsplit(self.redis_url).scheme != "rediss":
-            raise ValueError(f"{', '.join(given)} apply to rediss:// URLs only")
+        if given and not uses_tls(self.redis_url):
+            raise ValueError(f"{', '.join(given)} apply to rediss+cluster:// and rediss:// "
+                             "URLs only")
         for name, path in given.items():
             if not path.is_file():
                 raise ValueError(f"{name}: {path} is not a readable file")

@@ -16,12 +16,15 @@ named, keyed (usually by client address) and given a rate in the `limits` notati
 Storage: ``async+redis://`` (redis-py's asyncio client, with the cache's short timeouts and no
 retries) when REDIS_URL names a Redis; `MemoryStorage` when REDIS_URL is ``memory://``. With
 ``redis+sentinel://`` the `limits` Sentinel storage on the master (never a replica: a count read
-there may be stale), with ``redis+cluster://`` its Cluster storage; both with the same timeouts
-and no retries. The sliding window's two keys share a hash tag, so its script runs on Cluster. The
-limiter fails open *to memory*, never to "no limit" and never to an exception: when a Redis call
-fails, counting moves to this process's memory for `retry_interval` seconds, after which Redis is
-tried again. During an outage each instance counts alone, so a client may get up to N times the
-rate across N instances; one instance (the default) enforces it exactly as before.
+there may be stale), with ``redis+cluster://`` its Cluster storage; both with the same timeouts and
+no retries. Over TLS (``rediss://``, ``rediss+cluster://``) the storage gets the REDIS_TLS_* files
+as redis-py's ``ssl_*`` options (`limits` has no TLS Cluster scheme, but hands its options to
+redis-py's ``RedisCluster``, which speaks TLS with ``ssl=True``). The sliding window's two keys
+share a hash tag, so its script runs on Cluster. The limiter fails open *to memory*, never to "no
+limit" and never to an exception: when a Redis call fails, counting moves to this process's memory
+for `retry_interval` seconds, after which Redis is tried again. During an outage each instance
+counts alone, so a client may get up to N times the rate across N instances; one instance (the
+default) enforces it exactly as before.
 
 The strategy is the sliding window counter: two counters per limit and key, so its cost does not
 grow with the rate, and no burst of twice the rate at a window boundary as a fixed window allows.
@@ -34,7 +37,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal, TypeVar
@@ -56,7 +59,7 @@ from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from app.core.config import Settings
-from app.core.redis_url import parse_multi_host, topology_of
+from app.core.redis_url import parse_multi_host, topology_of, uses_tls
 
 logger = logging.getLogger(__name__)
 
@@ -94,16 +97,22 @@ def limits_url(redis_url: str) -> str | None:
         parts = urlsplit(redis_url)
         address = parse_multi_host(redis_url)
         return urlunsplit(("async+redis+sentinel", parts.netloc, f"/{address.service}", "", ""))
+    if topology_of(redis_url) == "cluster":  # rediss+cluster too: TLS is an option, not a scheme
+        return "async+redis+cluster" + redis_url[len(scheme):]
     return "async+" + redis_url
 
 
-def _redis_storage(redis_url: str, url: str, timeout: float, key_prefix: str
-                   ) -> tuple[Storage, ConnectionPool | None]:
+def _redis_storage(redis_url: str, url: str, timeout: float, key_prefix: str,
+                   tls: Mapping[str, Any]) -> tuple[Storage, ConnectionPool | None]:
     """The `limits` storage for REDIS_URL (any topology), fail-fast; and its pool if it has one."""
     options: dict[str, Any] = {
         "socket_connect_timeout": timeout, "socket_timeout": timeout,
         "retry": Retry(NoBackoff(), 0), "health_check_interval": 0, "max_connections": 64}
     topology = topology_of(redis_url)
+    if uses_tls(redis_url):
+        options.update(tls)
+        if topology == "cluster":  # rediss:// picks redis-py's SSL connection; a cluster needs ssl
+            options["ssl"] = True
     if topology == "cluster":
         # The asyncio RedisCluster takes no retry_on_timeout; with `retry` at 0 none happens.
         return RedisClusterStorage(url, implementation="redispy", key_prefix=key_prefix,
@@ -125,7 +134,9 @@ def _redis_storage(redis_url: str, url: str, timeout: float, key_prefix: str
 
 class RateLimits:
     def __init__(self, redis_url: str | None = None, *, timeout: float = 0.25,
-                 retry_interval: float = 5.0, key_prefix: str = KEY_PREFIX) -> None:
+                 retry_interval: float = 5.0, key_prefix: str = KEY_PREFIX,
+                 tls: Mapping[str, Any] | None = None) -> None:
+        """`tls`: redis-py's ssl_* options (`connection.tls_options`), used with a TLS URL."""
         self._retry_interval = retry_interval
         self._memory = MemoryStorage()
         self._memory_limiter = SlidingWindowCounterRateLimiter(self._memory)
@@ -135,14 +146,17 @@ class RateLimits:
         self._redis_down_until = 0.0
         url = limits_url(redis_url) if redis_url else None
         if url is not None and redis_url is not None:
-            self._storage, self._pool = _redis_storage(redis_url, url, timeout, key_prefix)
+            self._storage, self._pool = _redis_storage(redis_url, url, timeout, key_prefix,
+                                                       tls or {})
             self._redis_limiter = SlidingWindowCounterRateLimiter(self._storage)
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> RateLimits:
-        from app.cache.connection import effective_url  # the cache's REDIS_DB rule
+        # The cache's REDIS_DB rule and TLS files.
+        from app.cache.connection import effective_url, tls_options
 
-        return cls(effective_url(settings), timeout=settings.redis_socket_timeout, **kwargs)
+        return cls(effective_url(settings), timeout=settings.redis_socket_timeout,
+                   tls=tls_options(settings), **kwargs)
 
     @property
     def backend(self) -> Literal["redis", "memory"]:

@@ -8,7 +8,12 @@ share it. The forms:
     redis+sentinel://[user:pw@]h1:p1,h2:p2/db/service
                                               Sentinel; python-socketio's format, so one URL
                                               serves the cache, game state and Socket.IO
-    redis+cluster://[user:pw@]h1:p1,h2:p2     Cluster startup nodes (parsed, not yet served)
+    redis+cluster://[user:pw@]h1:p1,h2:p2     Cluster startup nodes
+    rediss+cluster://[user:pw@]h1:p1,h2:p2    Cluster over TLS (REDIS_TLS_* settings): the
+                                              extra "s" of rediss:// on the Cluster form
+
+TLS is named by the scheme alone, as redis-py and python-socketio do for one server, so a URL
+says all about how to connect; the REDIS_TLS_* files only say which certificates to use.
 
 The password in a Sentinel URL is the data nodes' (the master and replicas), as in
 python-socketio; the sentinels themselves are asked without one.
@@ -24,7 +29,8 @@ Topology = Literal["memory", "standalone", "sentinel", "cluster"]
 MEMORY_SCHEMES = frozenset({"memory", "mem"})
 STANDALONE_SCHEMES = frozenset({"redis", "rediss", "unix"})
 SENTINEL_SCHEMES = frozenset({"redis+sentinel", "valkey+sentinel"})
-CLUSTER_SCHEMES = frozenset({"redis+cluster"})
+CLUSTER_SCHEMES = frozenset({"redis+cluster", "rediss+cluster"})
+TLS_SCHEMES = frozenset({"rediss", "rediss+cluster"})
 DEFAULT_SENTINEL_PORT = 26379
 SECRET_QUERY_KEYS = frozenset({"password", "username"})
 SENTINEL_EXAMPLE = "redis+sentinel://host1:26379,host2:26379/0/mymaster"
@@ -44,7 +50,12 @@ class RedisAddress:
 
     @property
     def tls(self) -> bool:
-        return self.scheme == "rediss"
+        return self.scheme in TLS_SCHEMES
+
+
+def uses_tls(url: str) -> bool:
+    """Whether REDIS_URL asks for TLS (`rediss://`, `rediss+cluster://`)."""
+    return urlsplit(url).scheme in TLS_SCHEMES
 
 
 def topology_of(url: str) -> Topology:
@@ -78,7 +89,7 @@ def parse_multi_host(url: str) -> RedisAddress:
     db = _db(segments[0]) if segments else 0
     if topology == "cluster":
         if db != 0 or len(segments) > 1:
-            raise ValueError("redis+cluster:// has no database or path: Cluster has only db 0")
+            raise ValueError(f"{parts.scheme}:// has no database or path: Cluster has only db 0")
         return RedisAddress("cluster", parts.scheme, nodes, None, 0, username, password)
     service = segments[1] if len(segments) > 1 else ""
     if not service or len(segments) > 2:

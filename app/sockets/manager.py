@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -39,10 +39,11 @@ MAX_QUEUED = 10_000  # messages; past it (Redis far too slow) emits reach local 
 
 class GameRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
     def __init__(self, url: str, *, channel: str, write_only: bool = False,
-                 publish_timeout: float = 0.5, connect_timeout: float = 0.5) -> None:
+                 publish_timeout: float = 0.5, connect_timeout: float = 0.5,
+                 tls: Mapping[str, Any] | None = None) -> None:
         super().__init__(url, channel=channel, write_only=write_only, logger=logger,
                          redis_options={"socket_connect_timeout": connect_timeout,
-                                        "health_check_interval": 10})
+                                        "health_check_interval": 10, **(tls or {})})
         self.publish_timeout = publish_timeout
         self.masked_url = mask_url(url)
         self._quiet_until = 0.0
@@ -122,8 +123,9 @@ def socketio_url(settings: Settings) -> str:
 def pubsub_url(url: str) -> str:
     """A URL python-socketio accepts. It has no Cluster URL, and needs none: classic Pub/Sub
     is cluster-wide (a PUBLISH on any node reaches subscribers on every node), so a
-    ``redis+cluster://`` URL becomes ``redis://`` on its first startup node, credentials kept.
-    Should that node die, emits stay local until it is back: set SOCKETIO_REDIS_URL to choose."""
+    ``redis+cluster://`` URL becomes ``redis://`` on its first startup node, credentials kept
+    (``rediss+cluster://`` becomes ``rediss://``). Should that node die, emits stay local until
+    it is back: set SOCKETIO_REDIS_URL to choose."""
     if topology_of(url) != "cluster":
         return url
     address = parse_multi_host(url)
@@ -135,16 +137,20 @@ def pubsub_url(url: str) -> str:
             userinfo += ":" + quote(address.password, safe="")
         userinfo += "@"
     host = f"[{host}]" if ":" in host else host
-    return f"redis://{userinfo}{host}:{port}"
+    return f"{'rediss' if address.tls else 'redis'}://{userinfo}{host}:{port}"
 
 
-def client_manager(url: str, channel: str, *, write_only: bool = False
-                   ) -> socketio.AsyncManager | None:
+def client_manager(url: str, channel: str, *, write_only: bool = False,
+                   tls: Mapping[str, Any] | None = None) -> socketio.AsyncManager | None:
     """The manager for ``url`` (None for memory://: the server's in-process default).
 
-    Render workers and other processes that only emit pass ``write_only=True``."""
+    Render workers and other processes that only emit pass ``write_only=True``. ``tls``:
+    redis-py's ssl_* options (``connection.tls_options``: REDIS_TLS_*), used when the Pub/Sub
+    URL is ``rediss://``; python-socketio passes them to ``Redis.from_url``."""
     from app.cache.connection import is_memory_url
 
     if is_memory_url(url):
         return None
-    return GameRedisManager(pubsub_url(url), channel=channel, write_only=write_only)
+    url = pubsub_url(url)
+    return GameRedisManager(url, channel=channel, write_only=write_only,
+                            tls=tls if url.startswith("rediss://") else None)

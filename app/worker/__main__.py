@@ -18,7 +18,7 @@ import logging
 import signal
 from typing import Any
 
-from app.cache.connection import is_memory_url, mask_url
+from app.cache.connection import is_memory_url, mask_url, tls_options
 from app.core.config import Settings, get_settings
 from app.core.logging import configure_logging
 from app.services.video_cache import video_cache
@@ -55,7 +55,8 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
     service = VideoService(settings, cache=video_cache)
     set_video_service(service)
     await service.start()  # render pool, and the files of dead renders of this host
-    manager = client_manager(socketio_url(settings), settings.socketio_channel, write_only=True)
+    manager = client_manager(socketio_url(settings), settings.socketio_channel, write_only=True,
+                             tls=tls_options(settings))
     assert manager is not None
 
     async def emit(event: str, data: dict[str, Any], channel: str) -> None:

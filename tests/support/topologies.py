@@ -1,4 +1,5 @@
-"""Real Redis topologies on free loopback ports: Sentinel (master + replica + sentinel) and TLS.
+"""Real Redis topologies on free loopback ports: Sentinel (master + replica + sentinel), TLS
+and Cluster (plain or TLS only).
 
 Recipes from ../shared/TESTING.md. Every process is started here and stopped by its PID.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -73,6 +75,9 @@ class SentinelTopology:
             with replica.client() as client:
                 wait_for(lambda c=client: c.info("replication").get("master_link_status") == "up",
                          10, "the replica link")
+        with self.master.client() as master:  # the master counts a replica a little later
+            wait_for(lambda: int(master.info("replication").get("connected_slaves", 0))
+                     == len(self.replicas), 10, "the master to count its replicas")
         config = self.workdir / "sentinel.conf"
         lines = [f"port {self.sentinel_port}", "bind 127.0.0.1", f"dir {self.workdir}",
                  f"logfile {self.workdir / 'sentinel.log'}",
@@ -130,11 +135,15 @@ def openssl(*args: str, cwd: Path) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
 
 
+# P-256 keys: made in milliseconds, where an RSA-2048 key takes about 0.4 s here.
+NEW_KEY = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1")
+
+
 def make_ca(directory: Path, name: str) -> tuple[Path, Path]:
     """A self-signed CA; returns (certificate, key)."""
     directory.mkdir(parents=True, exist_ok=True)
     cert, key = directory / f"{name}.crt", directory / f"{name}.key"
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+    openssl("req", "-x509", *NEW_KEY, "-nodes", "-days", "2",
             "-subj", f"/CN={name}", "-keyout", str(key), "-out", str(cert), cwd=directory)
     return cert, key
 
@@ -145,7 +154,7 @@ def make_signed(directory: Path, name: str, ca: tuple[Path, Path]) -> tuple[Path
                       directory / f"{name}.csr")
     extensions = directory / f"{name}.ext"
     extensions.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
+    openssl("req", *NEW_KEY, "-nodes", "-subj", f"/CN={name}",
             "-keyout", str(key), "-out", str(csr), cwd=directory)
     openssl("x509", "-req", "-in", str(csr), "-CA", str(ca[0]), "-CAkey", str(ca[1]),
             "-CAcreateserial", "-days", "2", "-extfile", str(extensions), "-out", str(cert),
@@ -211,25 +220,74 @@ def _port_free(port: int) -> bool:
     return True
 
 
+class TlsFiles:
+    """A CA, one server certificate (127.0.0.1) and one client certificate signed by it, and an
+    unrelated CA (for the wrong-CA tests)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.ca = make_ca(directory, "ca")
+        self.server = make_signed(directory, "server", self.ca)
+        self.client = make_signed(directory, "client", self.ca)
+        self.wrong_ca = make_ca(directory, "wrong-ca")
+
+    def client_options(self) -> dict[str, Any]:
+        return {"ssl": True, "ssl_ca_certs": str(self.ca[0]), "ssl_certfile": str(self.client[0]),
+                "ssl_keyfile": str(self.client[1])}
+
+    def settings(self, ca: Path | None = None) -> dict[str, Path]:
+        """The REDIS_TLS_* settings (as Settings keyword arguments)."""
+        return {"redis_tls_ca_file": ca or self.ca[0], "redis_tls_cert_file": self.client[0],
+                "redis_tls_key_file": self.client[1]}
+
+    def cli_args(self) -> list[str]:
+        return ["--tls", "--cacert", str(self.ca[0]), "--cert", str(self.client[0]),
+                "--key", str(self.client[1])]
+
+
+class TlsOnlyRedisServer(RedisServer):
+    """A redis-server with no plain port (`--port 0`): `port` is its TLS port, and `client()`
+    (the readiness check and the tests' own look) speaks TLS with the client certificate."""
+
+    def __init__(self, workdir: Path, certs: TlsFiles, port: int | None = None,
+                 password: str | None = None, extra_args: tuple[str, ...] = ()) -> None:
+        super().__init__(workdir, port=port, password=password, extra_args=extra_args)
+        self.certs = certs
+        # Later arguments win: the plain port RedisServer.start passes is turned off.
+        self.extra_args = ("--port", "0", "--tls-port", str(self.port),
+                           "--tls-cert-file", str(certs.server[0]),
+                           "--tls-key-file", str(certs.server[1]),
+                           "--tls-ca-cert-file", str(certs.ca[0]), *extra_args)
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password,
+                           socket_timeout=2, decode_responses=True, **self.certs.client_options())
+
+
 class ClusterTopology:
     """`primaries` primaries, each with `replicas_per_primary` replicas (redis-cli --cluster).
 
     `--cluster-node-timeout 2000`: a killed primary is failed over by its replica in ~2-4 s.
+    `tls=True`: TLS only (no plain port), the cluster bus and replication over TLS too
+    (`--tls-cluster`, `--tls-replication`); certificates in `self.tls`, URL `rediss+cluster://`.
     """
 
     def __init__(self, workdir: Path, primaries: int = 3, replicas_per_primary: int = 0,
-                 password: str | None = None) -> None:
+                 password: str | None = None, tls: bool = False) -> None:
         self.workdir = workdir
         self.password = password
         self.replicas_per_primary = replicas_per_primary
+        self.tls = TlsFiles(workdir / "certs") if tls else None
         count = primaries * (1 + replicas_per_primary)
         auth = ("--masterauth", password) if password else ()
-        self.servers = [
+        args = ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                "--cluster-node-timeout", "2000", "--repl-diskless-sync-delay", "0", *auth)
+        self.servers: list[RedisServer] = [
             RedisServer(workdir / f"node{i}", port=cluster_port(), password=password,
-                        extra_args=("--cluster-enabled", "yes",
-                                    "--cluster-config-file", "nodes.conf",
-                                    "--cluster-node-timeout", "2000",
-                                    "--repl-diskless-sync-delay", "0", *auth))
+                        extra_args=args) if self.tls is None else
+            TlsOnlyRedisServer(workdir / f"node{i}", self.tls, port=cluster_port(),
+                               password=password, extra_args=(
+                                   *args, "--tls-cluster", "yes", "--tls-replication", "yes"))
             for i in range(count)]
 
     @property
@@ -239,7 +297,8 @@ class ClusterTopology:
     def url(self, nodes: int = 2, user: str = "") -> str:
         auth = f"{user}:{self.password}@" if self.password else ""
         hosts = ",".join(f"127.0.0.1:{port}" for port in self.ports[:nodes])
-        return f"redis+cluster://{auth}{hosts}"
+        scheme = "rediss+cluster" if self.tls else "redis+cluster"
+        return f"{scheme}://{auth}{hosts}"
 
     def start(self) -> None:
         for server in self.servers:
@@ -247,6 +306,8 @@ class ClusterTopology:
         cli = [redis_server_binary().replace("redis-server", "redis-cli")]
         if self.password:
             cli += ["-a", self.password, "--no-auth-warning"]
+        if self.tls:
+            cli += self.tls.cli_args()
         subprocess.run([*cli, "--cluster", "create",
                         *(f"127.0.0.1:{port}" for port in self.ports),
                         "--cluster-replicas", str(self.replicas_per_primary), "--cluster-yes"],
@@ -263,7 +324,7 @@ class ClusterTopology:
         """cluster_state:ok on every running node (each has its own view)."""
         for server in self.alive():
             with server.client() as client:
-                if client.cluster("info").get("cluster_state") != "ok":  # type: ignore[union-attr]
+                if client.cluster("info").get("cluster_state") != "ok":
                     return False
         return True
 
@@ -293,7 +354,7 @@ class ClusterTopology:
             with server.client() as client:
                 slot = client.cluster("keyslot", key)
                 nodes = client.cluster("slots")
-            for start, end, primary, *_ in nodes:  # type: ignore[union-attr]
+            for start, end, primary, *_ in nodes:
                 if start <= int(slot) <= end:
                     return next(s for s in self.alive() if s.port == int(primary[1]))
         raise RuntimeError(f"no primary serves {key!r}")
