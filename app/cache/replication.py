@@ -139,6 +139,76 @@ def _cluster_replication(by_node: Any) -> tuple[int, str]:
     return min(count for count, _ in found), ",".join(sorted(replid for _, replid in found))
 
 
+def wait_ms_for(settings: Settings) -> int:
+    """REDIS_WAIT_MS, kept well inside the socket timeout: a longer WAIT would read as an
+    outage."""
+    return min(settings.redis_wait_ms, int(settings.redis_socket_timeout * 800))
+
+
+class ReplicaView:
+    """What we last saw of our primary's replicas: read at most once a second, every 0.1 s while
+    `suspect` (every write until we move to the new master lands on the old one)."""
+
+    def __init__(self) -> None:
+        self.replicas = 0
+        self.primary = ""  # replication id of the primary we talk to
+        self.replicated_primary = ""  # the last primary seen with replicas
+        self.checked_at = -1e9
+
+    @property
+    def suspect(self) -> bool:
+        """The primary we last saw with replicas has none: a failover may be under way."""
+        return self.replicas == 0 and self.primary in {self.replicated_primary} - {""}
+
+    @property
+    def stale(self) -> bool:
+        interval = SUSPECT_CHECK_SECONDS if self.suspect else ROLE_CHECK_SECONDS
+        return time.monotonic() - self.checked_at >= interval
+
+    def plan_refresh(self) -> Plan[None]:
+        if self.stale:
+            self.seen((yield from Replication(self.replicated_primary)))
+
+    def seen(self, found: tuple[int, str]) -> None:
+        self.replicas, self.primary = found
+        if self.replicas:
+            self.replicated_primary = self.primary
+        self.checked_at = time.monotonic()
+
+    def look_again(self) -> None:
+        """Read the replicas again before the next write (one did not confirm in time)."""
+        self.checked_at = -1e9
+
+    def took_at_risk(self, took: tuple[int, str] | None) -> bool:
+        """A write sent while our primary had no replica: could a failover lose it? `took` is
+        what the server that took it said of itself (None on Cluster, where the joined view
+        decides). At risk: the old primary (the last one seen with replicas), or a primary
+        with replicas again (the write was not waited for)."""
+        if took is None:
+            return self.primary == self.replicated_primary
+        at_risk = took[0] > 0 or took[1] in {self.replicated_primary, ""}
+        if took != (self.replicas, self.primary):
+            self.seen(took)
+        return at_risk
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptCall:
+    """A Lua script on its keys, for a pipeline: EVAL with the text, because a promoted replica
+    may not have it cached and redis-py's cluster pipeline takes no `Script`."""
+
+    script: str
+    keys: tuple[str, ...]
+    args: tuple[str | int, ...]
+
+    @property
+    def command(self) -> tuple[str | int, ...]:
+        return ("EVAL", self.script, len(self.keys), *self.keys, *self.args)
+
+    def queue(self, pipe: Any) -> None:
+        pipe.execute_command(*self.command)
+
+
 def _queue_wait(client: Any, pipe: Any, keys: Sequence[str], wait_ms: int) -> list[Any] | None:
     """Queue WAIT 1 <ms> after the writes of `keys`; on Cluster one per primary they went to
     (the list of those nodes), elsewhere one WAIT (None)."""
@@ -209,36 +279,84 @@ class SetAndInspect(RedisStep[tuple[int, str] | None]):
 
 
 @dataclass(slots=True)
+class ScriptAndWait(RedisStep[tuple[Any, int]]):
+    """A script, then WAIT 1 <ms> on the same connection: (its reply, replicas that confirmed).
+    """
+
+    call: ScriptCall
+    wait_ms: int
+
+    def sync(self, client: redis.Redis) -> tuple[Any, int]:
+        with client.pipeline(transaction=False) as pipe:
+            self.call.queue(pipe)
+            waits = _queue_wait(client, pipe, self.call.keys[:1], self.wait_ms)
+            replies = pipe.execute()
+        return replies[0], _acked(replies, waits)
+
+    async def aio(self, client: aioredis.Redis) -> tuple[Any, int]:
+        async with client.pipeline(transaction=False) as pipe:
+            self.call.queue(pipe)
+            waits = _queue_wait(client, pipe, self.call.keys[:1], self.wait_ms)
+            replies = await pipe.execute()
+        return replies[0], _acked(replies, waits)
+
+
+@dataclass(slots=True)
+class ScriptAndInspect(RedisStep[tuple[Any, tuple[int, str] | None]]):
+    """A script then INFO replication on the same connection, as `SetAndInspect`: (its reply,
+    (replicas, replication id) of the server that ran it, or None on Cluster)."""
+
+    call: ScriptCall
+
+    def sync(self, client: redis.Redis) -> tuple[Any, tuple[int, str] | None]:
+        if is_cluster(client):
+            return client.execute_command(*self.call.command), None  # type: ignore[no-untyped-call]
+        with client.pipeline(transaction=False) as pipe:
+            self.call.queue(pipe)
+            pipe.info("replication")
+            replies = pipe.execute()
+        return replies[0], _replication(replies[-1])
+
+    async def aio(self, client: aioredis.Redis) -> tuple[Any, tuple[int, str] | None]:
+        if is_cluster(client):
+            return (await client.execute_command(  # type: ignore[no-untyped-call]
+                *self.call.command)), None
+        async with client.pipeline(transaction=False) as pipe:
+            self.call.queue(pipe)
+            pipe.info("replication")
+            replies = await pipe.execute()
+        return replies[0], _replication(replies[-1])
+
+
+@dataclass(slots=True)
 class ReplayAndWait(RedisStep[int]):
-    """Re-write held entries (never over newer values), then WAIT 1 <ms>, in one pipeline.
+    """Re-write held writes (scripts that never overwrite newer values), then WAIT 1 <ms>, in
+    one pipeline.
 
     Without `wait_ms` (no replica to wait for) it only re-writes, and returns 0.
     """
 
-    records: Sequence[tuple[str, tuple[str, ...]]]
+    records: Sequence[ScriptCall]
     wait_ms: int | None
 
     def sync(self, client: redis.Redis) -> int:
         with client.pipeline(transaction=False) as pipe:
-            for key, args in self.records:
-                # Not pipe.eval: redis-py's ClusterPipeline.eval takes no script (TypeError).
-                pipe.execute_command(  # type: ignore[no-untyped-call]
-                    "EVAL", REPLAY_SCRIPT, 1, key, *args)
+            for call in self.records:
+                call.queue(pipe)
             if self.wait_ms is None:
                 pipe.execute()
                 return 0
-            waits = _queue_wait(client, pipe, [key for key, _ in self.records], self.wait_ms)
+            waits = _queue_wait(client, pipe, [c.keys[0] for c in self.records], self.wait_ms)
             return _acked(pipe.execute(), waits)
 
     async def aio(self, client: aioredis.Redis) -> int:
         async with client.pipeline(transaction=False) as pipe:
-            for key, args in self.records:
-                # Not pipe.eval: redis-py's ClusterPipeline.eval takes no script (TypeError).
-                pipe.execute_command("EVAL", REPLAY_SCRIPT, 1, key, *args)
+            for call in self.records:
+                call.queue(pipe)
             if self.wait_ms is None:
                 await pipe.execute()
                 return 0
-            waits = _queue_wait(client, pipe, [key for key, _ in self.records], self.wait_ms)
+            waits = _queue_wait(client, pipe, [c.keys[0] for c in self.records], self.wait_ms)
             return _acked(await pipe.execute(), waits)
 
 
@@ -251,7 +369,7 @@ class RedriveOnCluster(RedisStep[list[str]]):
     One primary's lost replica must not keep the other shards' entries held for ever, which a
     cluster-wide "fewest replicas" would do."""
 
-    records: Sequence[tuple[str, tuple[str, ...]]]
+    records: Sequence[ScriptCall]
     wait_ms: int
 
     def sync(self, client: redis.Redis) -> list[str]:
@@ -268,9 +386,9 @@ class RedriveOnCluster(RedisStep[list[str]]):
 
     def _queue(self, client: Any, pipe: Any, counts: dict[str, int]) -> list[str]:
         nodes = {}
-        for key, args in self.records:
-            pipe.execute_command("EVAL", REPLAY_SCRIPT, 1, key, *args)
-            node = client.get_node_from_key(key)
+        for call in self.records:
+            call.queue(pipe)
+            node = client.get_node_from_key(call.keys[0])
             nodes[node.name] = node
         waited = [name for name in nodes if counts.get(name, 0) > 0]
         for name in waited:
@@ -280,7 +398,8 @@ class RedriveOnCluster(RedisStep[list[str]]):
     def _confirmed(self, client: Any, replies: list[Any], waited: list[str]) -> list[str]:
         acked = {name for name, reply in zip(waited, replies[len(replies) - len(waited):],
                                              strict=True) if int(reply) >= 1}
-        return [key for key, _ in self.records if client.get_node_from_key(key).name in acked]
+        return [call.keys[0] for call in self.records
+                if client.get_node_from_key(call.keys[0]).name in acked]
 
 
 def _replicas_by_node(by_node: Any) -> dict[str, int]:
@@ -290,15 +409,11 @@ def _replicas_by_node(by_node: Any) -> dict[str, int]:
 
 class ReplicaGuard:
     def __init__(self, settings: Settings, on_hold: Callable[[], None] | None = None) -> None:
-        # A WAIT longer than the socket timeout would read as an outage: stay well inside it.
-        self.wait_ms = min(settings.redis_wait_ms, int(settings.redis_socket_timeout * 800))
+        self.wait_ms = wait_ms_for(settings)
         self.on_hold = on_hold  # e.g. make sure a background probe runs to re-drive the hold
         self.cluster = topology_of(settings.redis_url) == "cluster"  # confirm per primary
-        self.replicas = 0
-        self.primary = ""  # replication id of the primary we talk to
-        self._replicated_primary = ""  # the last primary seen with replicas
+        self.view = ReplicaView()
         self._rewritten_on = ""  # the last primary that got every held entry re-written
-        self._checked_at = -1e9
         self._lock = threading.Lock()
         self._held: OrderedDict[str, CacheEntry] = OrderedDict()
         self.confirmed = 0  # permanent writes a replica confirmed
@@ -317,32 +432,13 @@ class ReplicaGuard:
         with self._lock:
             return list(self._held)
 
-    @property
-    def _suspect(self) -> bool:
-        """The primary we last saw with replicas has none: a failover may be under way."""
-        return self.replicas == 0 and self.primary in {self._replicated_primary} - {""}
-
-    def _plan_refresh(self) -> Plan[None]:
-        # While suspect, look (and ask the sentinels) often: every write until we move to the
-        # new master lands on the old one and must be held.
-        interval = SUSPECT_CHECK_SECONDS if self._suspect else ROLE_CHECK_SECONDS
-        if time.monotonic() - self._checked_at < interval:
-            return
-        self._seen((yield from Replication(self._replicated_primary)))
-        self._checked_at = time.monotonic()
-
-    def _seen(self, found: tuple[int, str]) -> None:
-        self.replicas, self.primary = found
-        if self.replicas:
-            self._replicated_primary = self.primary
-
     def plan_set(self, key: str, entry: CacheEntry, px: int | None) -> Plan[None]:
         """Write `entry`; a permanent one waits for a replica when the primary has any."""
         if px is not None or not self.enabled:
             yield from Set(key, entry.encode(), px=px)
             return
-        yield from self._plan_refresh()
-        if self.replicas == 0:
+        yield from self.view.plan_refresh()
+        if self.view.replicas == 0:
             yield from self._plan_set_unwaited(key, entry)
             return
         acked = yield from SetAndWait(key, entry.encode(), self.wait_ms)
@@ -352,7 +448,7 @@ class ReplicaGuard:
                 with self._lock:
                     self._held.pop(key, None)
             return
-        self._checked_at = -1e9  # look at the replicas again on the next write
+        self.view.look_again()
         self._hold(key, entry)
 
     def _plan_set_unwaited(self, key: str, entry: CacheEntry) -> Plan[None]:
@@ -363,19 +459,10 @@ class ReplicaGuard:
         failover links to the old and the new master coexist. Only a write that reached the
         old primary (or one that has replicas again, not waited for) is at risk and is held.
         """
-        if not self._replicated_primary:  # never saw a replica: a plain SET, as before
+        if not self.view.replicated_primary:  # never saw a replica: a plain SET, as before
             yield from Set(key, entry.encode())
             return
-        took = yield from SetAndInspect(key, entry.encode())
-        if took is None:  # Cluster: the joined view of every primary
-            at_risk = self.primary == self._replicated_primary
-        else:
-            replicas, primary = took
-            at_risk = replicas > 0 or primary in {self._replicated_primary, ""}
-            if took != (self.replicas, self.primary):
-                self._seen(took)
-                self._checked_at = time.monotonic()
-        if at_risk:
+        if self.view.took_at_risk((yield from SetAndInspect(key, entry.encode()))):
             self._hold(key, entry)
 
     def _hold(self, key: str, entry: CacheEntry) -> None:
@@ -405,22 +492,23 @@ class ReplicaGuard:
             return 0
         confirmed = 0
         try:
-            yield from self._plan_refresh()
+            yield from self.view.plan_refresh()
             if self.cluster:
                 return (yield from self._plan_redrive_cluster())
-            if self.replicas == 0:
+            view = self.view
+            if view.replicas == 0:
                 # Nothing can confirm them here. They are on this primary if they were written
                 # to it; a new primary (failover, the old one gone) gets them once.
-                if self.primary in {self._replicated_primary, self._rewritten_on, ""}:
+                if view.primary in {view.replicated_primary, self._rewritten_on, ""}:
                     return 0
                 for batch in self._batches():
                     yield from ReplayAndWait(self._records(batch), None)
-                self._rewritten_on = self.primary
+                self._rewritten_on = view.primary
                 return 0
             for batch in self._batches():
                 acked = yield from ReplayAndWait(self._records(batch), self.wait_ms)
                 if acked < 1:
-                    self._checked_at = -1e9
+                    self.view.look_again()
                     break
                 confirmed += self._release(batch)
         except CacheBackendError as exc:  # the probe's next round tries again
@@ -463,7 +551,7 @@ class ReplicaGuard:
         return [items[i:i + REDRIVE_BATCH] for i in range(0, len(items), REDRIVE_BATCH)]
 
     @staticmethod
-    def _records(batch: list[tuple[str, CacheEntry]]) -> list[tuple[str, tuple[str, ...]]]:
-        return [(key, args) for key, entry in batch
+    def _records(batch: list[tuple[str, CacheEntry]]) -> list[ScriptCall]:
+        return [ScriptCall(REPLAY_SCRIPT, (key,), args) for key, entry in batch
                 for args in [replay_arguments(JournalRecord(key, entry, None, entry.created_at))]
                 if args is not None]

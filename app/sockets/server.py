@@ -709,6 +709,7 @@ class GameServer:
         try:
             if self.book.pending_write_back:
                 await self.book.write_back()
+            await self.book.confirm_saves()
             for sid, local in list(self._pending_detach.items()):
                 del self._pending_detach[sid]
                 self.local[sid] = local

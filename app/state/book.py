@@ -247,6 +247,13 @@ class RoomBook:
     def pending_write_back(self) -> int:
         return len(self._dirty)
 
+    async def confirm_saves(self) -> int:
+        """Re-write saves no replica confirmed in time (a failover may have lost them)."""
+        try:
+            return await self.store.confirm()
+        except StoreUnavailable:
+            return 0  # the next tick tries again
+
     # --- the schedule -----------------------------------------------------------------------
 
     def next_due(self, record: RoomRecord) -> float:

@@ -9,6 +9,9 @@ and its history together, also run on Redis Cluster):
 
 Both room keys carry a TTL a little longer than ``ROOM_IDLE_SECONDS``, renewed on every save: a
 room whose instances all died disappears by itself.
+
+With replicas (Sentinel, Cluster), creations and saves wait for one (``app/state/replicas.py``),
+so an acknowledged move survives a failover.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from typing import Any, TypeVar
 import redis.asyncio as aioredis
 from redis.exceptions import RedisClusterException, RedisError
 
+from app.cache.replication import ScriptCall
+from app.state.replicas import RoomReplicas, Save
 from app.state.store import HISTORY_LIMIT, StoreUnavailable
 
 T = TypeVar("T")
@@ -69,15 +74,20 @@ def history_key(code: str) -> str:
     return f"{ROOM_PREFIX}{{{code}}}:history"
 
 
+def room_keys(code: str) -> tuple[str, str]:
+    return room_key(code), history_key(code)
+
+
 class RedisRoomStore:
     shared = True
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: aioredis.Redis, wait_ms: int = 0) -> None:
         self.client = client
         self._create = client.register_script(_CREATE)
         self._save = client.register_script(_SAVE)
         self._delete = client.register_script(_DELETE)
         self._claim = client.register_script(_CLAIM)
+        self.replicas = RoomReplicas(client, wait_ms, room_keys)
 
     async def _call(self, call: Callable[[], Awaitable[T]]) -> T:
         try:
@@ -87,8 +97,11 @@ class RedisRoomStore:
             raise StoreUnavailable(f"room store: {type(exc).__name__}") from exc
 
     async def create(self, code: str, text: str, ttl: float) -> bool:
-        done = await self._call(lambda: self._create(keys=[room_key(code)],
-                                                     args=[text, _ms(ttl)]))
+        keys: list[str] = [room_key(code)]
+        args: list[str | int] = [text, _ms(ttl)]
+        done = await self._call(lambda: self.replicas.run(
+            code, ScriptCall(_CREATE, tuple(keys), tuple(args)),
+            lambda: self._create(keys=keys, args=args), Save(1, text, _ms(ttl))))
         return bool(done)
 
     async def load(self, code: str) -> tuple[int, str] | None:
@@ -99,23 +112,33 @@ class RedisRoomStore:
 
     async def save(self, code: str, expected: int, text: str, outcomes: list[str],
                    ttl: float) -> bool:
-        args: list[str | int] = [str(expected), text, _ms(ttl), expected + 1, *outcomes]
-        done = await self._call(lambda: self._save(keys=[room_key(code), history_key(code)],
-                                                   args=args))
-        return bool(done)
+        if code in self.replicas.held:  # a held save first, in case the failover lost it
+            await self._call(lambda: self.replicas.restore(code))
+        return await self._write(code, str(expected), expected + 1, text, outcomes, ttl)
 
     async def force(self, code: str, version: int, text: str, outcomes: list[str],
                     ttl: float) -> None:
-        args: list[str | int] = ["", text, _ms(ttl), version, *outcomes]
-        await self._call(lambda: self._save(keys=[room_key(code), history_key(code)],
-                                            args=args))
+        await self._write(code, "", version, text, outcomes, ttl)
+
+    async def _write(self, code: str, expected: str, version: int, text: str,
+                     outcomes: list[str], ttl: float) -> bool:
+        keys = room_keys(code)
+        args: tuple[str | int, ...] = (expected, text, _ms(ttl), version, *outcomes)
+        done = await self._call(lambda: self.replicas.run(
+            code, ScriptCall(_SAVE, keys, args),
+            lambda: self._save(keys=keys, args=args), Save(version, text, _ms(ttl), outcomes)))
+        return bool(done)
 
     async def delete(self, code: str, expected: int) -> bool:
-        done = await self._call(lambda: self._delete(
-            keys=[room_key(code), history_key(code)], args=[str(expected)]))
+        done = await self._call(lambda: self._delete(keys=room_keys(code), args=[str(expected)]))
         if done:
+            self.replicas.forget(code)
             await self._call(lambda: self.client.zrem(DUE_KEY, code))
         return bool(done)
+
+    async def confirm(self) -> int:
+        """Re-write saves no replica confirmed yet (see ``app/state/replicas.py``)."""
+        return await self._call(self.replicas.confirm)
 
     async def version(self, code: str) -> int | None:
         got = await self._call(lambda: self.client.hget(room_key(code), "v"))

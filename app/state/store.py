@@ -56,6 +56,10 @@ class RoomStore(Protocol):
 
     async def count(self) -> int: ...
 
+    async def confirm(self) -> int:
+        """Re-write saves no replica has confirmed yet; returns how many now are (0 without
+        replicas)."""
+
 
 class MemoryRoomStore:
     """Rooms in this process only (``REDIS_URL=memory://`` or no Redis at start-up)."""
@@ -128,3 +132,6 @@ class MemoryRoomStore:
 
     async def count(self) -> int:
         return len(self._rooms)
+
+    async def confirm(self) -> int:
+        return 0  # no replicas in this process

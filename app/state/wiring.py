@@ -18,6 +18,7 @@ from fastapi import Request
 from redis.exceptions import RedisClusterException, RedisError
 
 from app.cache.connection import async_client, is_memory_url, mask_url
+from app.cache.replication import wait_ms_for
 from app.core.config import Settings
 from app.game.decks import DeckLibrary
 from app.state.book import RoomBook
@@ -59,7 +60,7 @@ class GameState:
             return False
         self.client = client
         self.instances.client = client
-        self.book.store = RedisRoomStore(client)
+        self.book.store = RedisRoomStore(client, wait_ms_for(self.settings))
         logger.info("Game state: shared in Redis at %s (instance %s)", mask_url(url),
                     self.instances.id)
         return True
