@@ -1,8 +1,8 @@
 """Game moves survive a Redis failover (WAIT on room saves, app/state/replicas.py).
 
-A real master, replica and sentinel; rounds are won in many rooms while `SENTINEL FAILOVER`
-promotes the replica. Every round the book acknowledged (``transact`` returned) must be in the
-new master afterwards: in the room's scores and in its history.
+Rounds are won in many rooms while a real Sentinel promotes the replica (`SENTINEL FAILOVER`),
+or while a primary of a real 3+3 Cluster is killed. Every round the book acknowledged
+(``transact`` returned) must be in Redis afterwards: in the room's scores and in its history.
 """
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 import redis
+from redis.cluster import ClusterNode, RedisCluster
 
 from app.cache.connection import async_client
 from app.cache.replication import wait_ms_for
@@ -24,9 +25,10 @@ from app.game.room import Room
 from app.state.book import RoomBook, ServiceDegraded
 from app.state.record import RoomRecord, SeatState, decode
 from app.state.redis_store import RedisRoomStore, history_key, room_key
+from app.state.store import StoreUnavailable
 from tests.cache.conftest import make_settings
 from tests.game.support import czar, make_deck, one, play_all, room_settings
-from tests.support.topologies import SentinelTopology
+from tests.support.topologies import ClusterTopology, SentinelTopology
 
 pytestmark = pytest.mark.slow
 LIBRARY = DeckLibrary([make_deck()])
@@ -66,7 +68,64 @@ def failover_done(topo: SentinelTopology, old_port: int) -> bool:
         return old.info("replication").get("master_link_status") == "up"
 
 
-async def test_a_failover_loses_no_acknowledged_move(tmp_path: Path) -> None:
+async def play_through(book: RoomBook, codes: list[str], fault: Callable[[], None],
+                       done: Callable[[], bool]) -> dict[str, int]:
+    """Win rounds round-robin in every room; ``fault`` after 300 moves; go on until ``done``
+    (asked every 50 moves after the fault). Returns the rounds acknowledged per room."""
+    won = dict.fromkeys(codes, 0)
+    moves, deadline = 0, time.monotonic() + 45
+    while not (moves > 300 and moves % 50 == 0 and done()):
+        assert time.monotonic() < deadline, "the failover did not complete in 45 s"
+        code = codes[moves % ROOMS]
+        try:
+            await book.transact(code, win)
+            won[code] += 1  # acknowledged
+        except ServiceDegraded:
+            pass  # refused: nothing to keep
+        moves += 1
+        if moves == 300:
+            fault()
+        if moves % 25 == 0:
+            await ticker_work(book)
+        await asyncio.sleep(MOVE_INTERVAL)
+    return won
+
+
+async def ticker_work(book: RoomBook) -> None:
+    """What the ticker does for the book after a failover (app/sockets/server.py)."""
+    try:
+        await book.write_back()
+    except StoreUnavailable:
+        pass  # not yet: the next tick tries again
+    await book.confirm_saves()
+
+
+async def settle(book: RoomBook, store: RedisRoomStore, within: float) -> None:
+    """What the ticker does after the failover, until nothing is held or written back."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        await ticker_work(book)
+        if not store.replicas.held and not book.pending_write_back:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{len(store.replicas.held)} room saves still held, "
+                         f"{book.pending_write_back} rooms not written back")
+
+
+def lost_rounds(client: redis.Redis | RedisCluster, codes: list[str], won: dict[str, int]
+                ) -> dict[str, tuple[int, int, int]]:
+    """Rooms whose stored scores or history miss acknowledged rounds: (won, scored, history)."""
+    lost = {}
+    for code in codes:
+        version, text = client.hmget(room_key(code), "v", "s")
+        scored = sum(decode(text, int(version), LIBRARY, time.time).room.scores().values())
+        rounds = client.llen(history_key(code))
+        if (scored, rounds) != (won[code], won[code]):
+            lost[code] = (won[code], scored, rounds)
+    return lost
+
+
+async def test_a_sentinel_failover_loses_no_acknowledged_move(tmp_path: Path) -> None:
     topo = SentinelTopology(tmp_path / "sentinel")
     topo.start()
     settings = make_settings(tmp_path, topo.url())
@@ -75,51 +134,58 @@ async def test_a_failover_loses_no_acknowledged_move(tmp_path: Path) -> None:
     book = RoomBook(store, LIBRARY, grace=10, idle=10_000, clock=time.time)
     try:
         codes = await open_rooms(book)
-        won = dict.fromkeys(codes, 0)
-        old_port, moves, deadline = topo.master.port, 0, time.monotonic() + 30
-        while not (moves > 400 and moves % 50 == 0 and failover_done(topo, old_port)):
-            assert time.monotonic() < deadline, "the failover did not complete in 30 s"
-            code = codes[moves % ROOMS]
-            try:
-                await book.transact(code, win)
-                won[code] += 1  # acknowledged
-            except ServiceDegraded:
-                pass  # refused: nothing to keep
-            moves += 1
-            if moves == 300:
-                topo.failover()
-            if moves % 25 == 0:  # the ticker's work
-                await book.write_back()
-                await book.confirm_saves()
-            await asyncio.sleep(MOVE_INTERVAL)
-        held_at_most = store.replicas.unconfirmed
-
-        async def settled() -> bool:
-            await book.write_back()
-            await book.confirm_saves()
-            return not store.replicas.held and not book.pending_write_back
-
-        for _ in range(50):  # every held save confirmed within 5 s
-            if await settled():
-                break
-            await asyncio.sleep(0.1)
-        assert not store.replicas.held, f"{len(store.replicas.held)} room saves still held"
-
+        old_port = topo.master.port
+        won = await play_through(book, codes, topo.failover,
+                                 lambda: failover_done(topo, old_port))
+        await settle(book, store, within=5)
         host, port = topo.master_address()
         with redis.Redis(host=host, port=port, socket_timeout=2) as master:
-            lost = {}
-            for code in codes:
-                version, text = master.hmget(room_key(code), "v", "s")
-                stored = decode(text, int(version), LIBRARY, time.time)
-                rounds = master.llen(history_key(code))
-                if (sum(stored.room.scores().values()), rounds) != (won[code], won[code]):
-                    lost[code] = (won[code], sum(stored.room.scores().values()), rounds)
+            lost = lost_rounds(master, codes, won)
         assert sum(won.values()) > 400
         assert not lost, (f"acknowledged rounds lost (won, scored, in history): {lost}; "
-                          f"{held_at_most} saves were held")
+                          f"{store.replicas.unconfirmed} saves were held")
     finally:
         await client.aclose()
         topo.stop()
+
+
+async def test_a_killed_cluster_primary_loses_no_acknowledged_move(tmp_path: Path) -> None:
+    """3 primaries + 3 replicas; the primary of some rooms is SIGKILLed mid-stream. Its rooms
+    are unreachable until the replica takes over: this instance, alone, plays them on from its
+    copies and writes them back (the outage path); saves before the kill waited for the
+    replica."""
+    cluster = ClusterTopology(tmp_path / "cluster", replicas_per_primary=1)
+    cluster.start()
+    settings = make_settings(tmp_path, cluster.url())
+    client = async_client(settings)
+    store = RedisRoomStore(client, wait_ms_for(settings))
+    book = RoomBook(store, LIBRARY, grace=10, idle=10_000, clock=time.time)
+    try:
+        codes = await open_rooms(book)
+        victim = cluster.server_for(room_key(codes[0]))
+        (replica,) = cluster.replicas_of(victim)
+        on_victim = [c for c in codes if cluster.server_for(room_key(c)) is victim]
+
+        def recovered() -> bool:
+            try:
+                return cluster.role(replica) == "master" and cluster.state_ok()
+            except redis.RedisError:
+                return False
+
+        won = await play_through(book, codes, lambda: cluster.kill(victim), recovered)
+        assert store.replicas.confirmed >= 250  # before the kill, saves waited for replicas
+        await settle(book, store, within=5)
+        raw = RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", s.port)
+                                          for s in cluster.alive()], socket_timeout=2)
+        try:
+            lost = lost_rounds(raw, codes, won)
+        finally:
+            raw.close()
+        assert on_victim and all(won[c] > 10 for c in on_victim)
+        assert not lost, f"acknowledged rounds lost (won, scored, in history): {lost}"
+    finally:
+        await client.aclose()
+        cluster.stop()
 
 
 async def test_a_save_no_replica_confirms_is_held_and_restored(tmp_path: Path) -> None:
