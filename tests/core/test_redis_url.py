@@ -1,4 +1,4 @@
-"""REDIS_URL forms past one server: Sentinel, Cluster (parsed, refused for now), TLS settings."""
+"""REDIS_URL forms past one server: Sentinel, Cluster (plain and TLS), TLS settings."""
 
 from __future__ import annotations
 
