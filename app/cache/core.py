@@ -255,14 +255,32 @@ class CacheCore:
     # The single-key read is the hottest path, so it is not a plan: the facade calls
     # `answer_locally`, then `client.get(key)`, then `accept_get` or `failed_get`.
     def accept_get(self, key: str, raw: bytes | str | None, epoch: int) -> CacheEntry | None:
-        entry = self._decode(key, raw)
-        if entry is None:
+        if raw is None:
+            self.memory.delete(key)
             self.counters.misses += 1
             return None
+        # A hot key re-read from Redis is usually held already, as these very bytes: reuse the
+        # entry decoded from them (the JSON decode is most of this method's cost), and when it
+        # is fresh, skip the locked write too.
+        slot = self.memory.peek(key)
+        if slot is not None and slot.raw == raw:
+            entry, held = slot.entry, slot.fresh
+        else:
+            try:
+                entry = CacheEntry.decode(raw)
+            except CorruptEntryError as exc:
+                self._report_corrupt(key, str(exc))
+                self.counters.misses += 1
+                return None
+            held = False
+            if slot is not None and slot.fresh and slot.entry == entry:
+                held, slot.raw = True, raw  # decode(raw) == slot.entry: reuse it next time
         self.counters.hits += 1
-        # A hot key re-read from Redis is usually held already: skip the locked write.
-        if epoch == self.invalidation_epoch and not self.memory.holds_fresh(key, entry):
-            self.memory.set_copy(key, entry, time.time() + self.settings.cache_temporary_ttl)
+        # Skipping a write is always safe (the copy at worst stays stale); a write is made
+        # only if no invalidation began since the read, and checked again after it.
+        if not held and epoch == self.invalidation_epoch:
+            self.memory.set_copy(key, entry, time.time() + self.settings.cache_temporary_ttl,
+                                 raw)
             if epoch != self.invalidation_epoch:  # see _remember
                 self.memory.mark_stale(key)
         return entry
@@ -277,16 +295,6 @@ class CacheCore:
             return self._count(None)
         self.record_failure(mapped)
         return self.memory_lookup(key)
-
-    def _decode(self, key: str, raw: bytes | str | None) -> CacheEntry | None:
-        if raw is None:
-            self.memory.delete(key)
-            return None
-        try:
-            return CacheEntry.decode(raw)
-        except CorruptEntryError as exc:
-            self._report_corrupt(key, str(exc))
-            return None
 
     def plan_get_many(self, keys: list[str]) -> Plan[list[CacheEntry | None]]:
         results: list[CacheEntry | None]

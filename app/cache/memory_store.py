@@ -22,6 +22,9 @@ class Slot:
     entry: CacheEntry
     expires_at: float | None  # epoch seconds; None = permanent
     fresh: bool = True
+    # The Redis value `entry` was decoded from, when known: a re-read of the same bytes
+    # reuses `entry` instead of decoding again. Invariant: None or decode(raw) == entry.
+    raw: bytes | str | None = None
 
 
 class MemoryStore:
@@ -83,17 +86,20 @@ class MemoryStore:
             (self._permanent if entry.permanent else self._temporary)[key] = slot
             self._evict_overflow()
 
-    def holds_fresh(self, key: str, entry: CacheEntry) -> bool:
-        """Whether this very entry is already held, fresh (lock-free, like `get_fresh`)."""
-        slot = self._permanent.get(key) or self._temporary.get(key)
-        return slot is not None and slot.fresh and slot.entry == entry
+    def peek(self, key: str) -> Slot | None:
+        """The slot of `key`, live or not, without the lock or an LRU bump (the Redis hit path
+        reads `entry`, `raw` and `fresh`, which a reader may trust: see `get_fresh`)."""
+        return self._permanent.get(key) or self._temporary.get(key)
 
-    def set_copy(self, key: str, entry: CacheEntry, temporary_expiry: float) -> None:
-        """`set_many` for one copy read from Redis (the hot path of a Redis hit)."""
+    def set_copy(self, key: str, entry: CacheEntry, temporary_expiry: float,
+                 raw: bytes | str | None = None) -> None:
+        """`set_many` for one copy read from Redis (the hot path of a Redis hit); `raw` is the
+        value it was decoded from."""
         if entry.permanent:
-            slot, table, other = Slot(entry, None), self._permanent, self._temporary
+            slot, table, other = Slot(entry, None, True, raw), self._permanent, self._temporary
         else:
-            slot, table, other = Slot(entry, temporary_expiry), self._temporary, self._permanent
+            slot, table, other = (Slot(entry, temporary_expiry, True, raw), self._temporary,
+                                  self._permanent)
         with self._lock:
             if other:
                 other.pop(key, None)
