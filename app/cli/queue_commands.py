@@ -16,18 +16,24 @@ import typer
 from redis.exceptions import RedisError
 from rich.table import Table
 
-from app.cache.connection import is_memory_url, mask_url
+from app.cache.connection import mask_url
 from app.cli.context import console, fail, settings_of
 from app.core.config import Settings
-from app.video.queue import RenderQueue
+from app.video.queue import NoQueueRedis, RenderQueue, queue_redis_url
 
 videos = typer.Typer(help="The render queue: dead letters.", no_args_is_help=True)
 
 
 def _queue(settings: Settings) -> RenderQueue:
-    if is_memory_url(settings.redis_url):
-        fail("REDIS_URL is memory://: there is no durable render queue to look at.")
-    return RenderQueue(settings)
+    """The queue on VIDEO_QUEUE_REDIS_URL, else REDIS_URL; fails (exit 1) when there is none."""
+    try:
+        return RenderQueue(settings)
+    except NoQueueRedis as exc:
+        fail(f"{exc}.")
+
+
+def _where(settings: Settings) -> str:
+    return mask_url(queue_redis_url(settings) or settings.redis_url)
 
 
 async def _retry(settings: Settings, keys: list[str] | None) -> list[str]:
@@ -57,8 +63,8 @@ def retry_command(
     try:
         retried = asyncio.run(_retry(settings, keys or None))
     except (RedisError, OSError) as exc:
-        fail(f"Redis at {mask_url(settings.redis_url)} is unreachable ({type(exc).__name__}); "
-             "nothing was retried.")
+        fail(f"the render queue's Redis at {_where(settings)} is unreachable "
+             f"({type(exc).__name__}); nothing was retried.")
     console.print(f"retried {len(retried)} dead-lettered job(s)")
     for key in retried:
         console.print(f"  {key}")
@@ -71,7 +77,8 @@ def dead_command(ctx: typer.Context) -> None:
     try:
         letters = asyncio.run(_dead(settings))
     except (RedisError, OSError) as exc:
-        fail(f"Redis at {mask_url(settings.redis_url)} is unreachable ({type(exc).__name__}).")
+        fail(f"the render queue's Redis at {_where(settings)} is unreachable "
+             f"({type(exc).__name__}).")
     table = Table("key", "room", "failures", "at", "error", title="dead letters")
     for key, record in sorted(letters.items()):
         order = record["order"]

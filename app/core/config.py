@@ -125,6 +125,10 @@ class Settings(BaseSettings):
     # memory with memory://). "external": it only enqueues; `python -m app.worker` renders.
     video_worker_mode: Literal["embedded", "external"] = "embedded"
     video_queue_name: str = Field(default="punchline-video", min_length=1, max_length=60)
+    # The queue's own Redis (redis://, rediss:// or redis+sentinel://) when it differs from
+    # REDIS_URL; needed to use the queue when REDIS_URL is a Cluster, where SAQ cannot run
+    # (docs/videos.md). Empty: REDIS_URL.
+    video_queue_redis_url: str = Field(default="", repr=False)
     video_worker_concurrency: int = Field(default=1, ge=1, le=16)  # jobs at once per worker
     # A job whose worker sent no heartbeat for this long is taken back (sweep every third).
     video_job_heartbeat: int = Field(default=6, ge=2, le=300)
@@ -240,6 +244,28 @@ class Settings(BaseSettings):
             raise ValueError("SOCKETIO_REDIS_URL must start with redis://, rediss://, unix:// or "
                              "redis+sentinel:// (python-socketio has no Cluster URL; any one "
                              "cluster node's classic Pub/Sub is cluster-wide)")
+        return url
+
+    @field_validator("video_queue_redis_url")
+    @classmethod
+    def _check_video_queue_redis_url(cls, url: str) -> str:
+        scheme = urlsplit(url).scheme
+        if not url:
+            return url
+        if scheme in CLUSTER_SCHEMES:
+            raise ValueError("VIDEO_QUEUE_REDIS_URL cannot be a Cluster: the render queue (SAQ) "
+                             "needs one server or a Sentinel service; give a redis://, rediss:// "
+                             "or redis+sentinel:// URL (docs/videos.md)")
+        if scheme not in {"redis", "rediss", "unix", "redis+sentinel", "valkey+sentinel"}:
+            raise ValueError("VIDEO_QUEUE_REDIS_URL must start with redis://, rediss://, unix:// "
+                             "or redis+sentinel://")
+        try:
+            if scheme.endswith("+sentinel"):
+                parse_multi_host(url)
+            else:
+                parse_url(url)  # type: ignore[no-untyped-call]
+        except ValueError as exc:
+            raise ValueError(f"VIDEO_QUEUE_REDIS_URL is malformed: {exc}") from None
         return url
 
     @model_validator(mode="after")

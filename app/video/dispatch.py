@@ -5,11 +5,15 @@
     await dispatcher.submit(RenderOrder.of(combo, Priority.WINNER, room=code, round=n))
     await dispatcher.stop()
 
-- With Redis (`REDIS_URL` not memory://): orders go to `RenderQueue`. In `embedded` mode
+- With a Redis for the queue (VIDEO_QUEUE_REDIS_URL, else a REDIS_URL that is neither
+  memory:// nor a Cluster): orders go to `RenderQueue`. In `embedded` mode
   (`VIDEO_WORKER_MODE`, the default) this process also runs a `QueueWorker` on that queue, so
   `make run` alone makes videos; in `external` mode `python -m app.worker` processes do.
-- With memory://: a `LocalRunner` in this process, same priorities and fairness.
-- While Redis is down (the cache's breaker is open, or the queue call fails): a winner order is
+- With memory://, or a Cluster REDIS_URL and no VIDEO_QUEUE_REDIS_URL (SAQ cannot run on a
+  Cluster: app/video/queue.py): a `LocalRunner` in this process, same priorities and fairness;
+  with a Cluster one warning says so at start-up.
+- While Redis is down (the cache's breaker is open, unless the queue has a Redis of its own;
+  or the queue call fails): a winner order is
   written to the local journal and run by the local runner at once; speculative and popular
   orders are run locally too in embedded mode, and dropped in external mode. When Redis answers
   again, journals of dead processes join the queue (`OrderJournal.adopt_dead`).
@@ -24,9 +28,9 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from app.cache.connection import is_memory_url
 from app.core.config import Settings
-from app.video.queue import RenderQueue
+from app.core.redis_url import topology_of
+from app.video.queue import RenderQueue, no_queue_reason, queue_redis_url
 from app.video.queue_journal import OrderJournal
 from app.video.queue_model import Priority, RenderOrder
 from app.video.queue_worker import Emit, LocalRunner, OrderExecutor, QueueWorker
@@ -42,7 +46,9 @@ class VideoDispatcher:
                  queue: RenderQueue | None = None) -> None:
         self.settings = settings
         self.service = service
-        self.durable = not is_memory_url(settings.redis_url)
+        self.durable = queue_redis_url(settings) is not None
+        # The cache's breaker watches REDIS_URL: it says nothing of a queue on its own Redis.
+        self._own_redis = bool(settings.video_queue_redis_url)
         self.embedded = settings.video_worker_mode == "embedded" or not self.durable
         self.queue = queue if queue is not None else (
             RenderQueue(settings) if self.durable else None)
@@ -75,7 +81,7 @@ class VideoDispatcher:
 
     @property
     def _redis_usable(self) -> bool:
-        return self.service.cache.shared.available
+        return self._own_redis or self.service.cache.shared.available
 
     async def submit(self, order: RenderOrder) -> None:
         """Hand `order` over; never raises for an outage (winners are journaled)."""
@@ -122,6 +128,10 @@ class VideoDispatcher:
                                "queue", len(orders))
 
     async def start(self) -> None:
+        if not self.durable and topology_of(self.settings.redis_url) == "cluster":
+            logger.warning("%s. Until then, renders run in this process, from its memory "
+                           "(lost if it stops), and no render worker can help.",
+                           no_queue_reason(self.settings))
         self.local.start()
         if self.worker is not None:
             self.worker.start()

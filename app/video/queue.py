@@ -11,6 +11,14 @@ heartbeat every second, and admit more as they go. A job whose worker stops send
 
 Everything here lives under one prefix (`video_queue_name`): SAQ's keys `saq:<name>:*` and
 `saq:job:<name>:*`, and ours `{<name>}:*` (backlog, admitted orders, dead letters, counters).
+
+Which Redis: VIDEO_QUEUE_REDIS_URL when set, else REDIS_URL (`queue_redis_url`). One server or
+a Sentinel service; never a Cluster, where SAQ 0.26 cannot run even with a hash-tagged name:
+its abort key (`saq:abort:<job key>`) carries no queue name, so enqueue's script is CROSSSLOT,
+its abort (the sweep of a dead worker's job) PUBLISHes inside a MULTI pipeline, which redis-py's
+cluster pipeline refuses, and its `disconnect` needs a `connection_pool` a RedisCluster lacks.
+So with a Cluster REDIS_URL and no VIDEO_QUEUE_REDIS_URL there is no durable queue: web
+instances render on their local runner and `python -m app.worker` refuses to start.
 """
 
 from __future__ import annotations
@@ -29,8 +37,9 @@ from saq import Job
 from saq.job import Status
 from saq.queue.redis import RedisQueue
 
-from app.cache.connection import make_async_client
+from app.cache.connection import make_async_client, mask_url
 from app.core.config import Settings
+from app.core.redis_url import topology_of, uses_tls
 from app.video.deadlines import video_deadline_seconds
 from app.video.queue_fair import ADMIT_DEPTH, RedisBacklog
 from app.video.queue_model import Priority, RenderOrder
@@ -44,6 +53,47 @@ FINISHED_TTL = 60  # seconds SAQ keeps a finished job (dedup of a late duplicate
 SWEEP_ABORT_WAIT = 0.5  # seconds a sweep waits for a swept job's worker (it is dead) to answer
 QUEUE_SOCKET_TIMEOUT = 5.0  # the queue's blocking dequeue waits 1 s; the cache's 0.25 s is short
 COUNTERS = ("renders", "retries", "dropped", "dead", "failures")
+
+
+class NoQueueRedis(Exception):
+    """There is no Redis the render queue can use; the message says why and what to set."""
+
+
+def queue_redis_url(settings: Settings) -> str | None:
+    """VIDEO_QUEUE_REDIS_URL, else REDIS_URL; None when neither can hold the queue (REDIS_URL
+    is memory://, or a Cluster, and VIDEO_QUEUE_REDIS_URL is unset)."""
+    if settings.video_queue_redis_url:
+        return settings.video_queue_redis_url
+    if topology_of(settings.redis_url) in {"memory", "cluster"}:
+        return None
+    return settings.redis_url
+
+
+def no_queue_reason(settings: Settings) -> str:
+    """Why `queue_redis_url` is None, and what to set (password-free)."""
+    if topology_of(settings.redis_url) == "cluster":
+        return (f"REDIS_URL ({mask_url(settings.redis_url)}) is a Redis Cluster, where the "
+                "render queue (SAQ) cannot run; set VIDEO_QUEUE_REDIS_URL to a redis://, "
+                "rediss:// or redis+sentinel:// URL for it (docs/videos.md)")
+    return "REDIS_URL is memory://: there is no durable render queue"
+
+
+def queue_settings(settings: Settings) -> Settings:
+    """`settings` as the queue's Redis client sees them: REDIS_URL is the queue's Redis.
+
+    VIDEO_QUEUE_REDIS_URL carries its own database (REDIS_DB is REDIS_URL's), and takes the
+    REDIS_TLS_* files only when it is rediss:// itself. Raises NoQueueRedis."""
+    url = queue_redis_url(settings)
+    if url is None:
+        raise NoQueueRedis(no_queue_reason(settings))
+    if url == settings.redis_url:
+        return settings
+    tls = uses_tls(url)
+    return settings.model_copy(update={
+        "redis_url": url, "redis_db": None,
+        "redis_tls_ca_file": settings.redis_tls_ca_file if tls else None,
+        "redis_tls_cert_file": settings.redis_tls_cert_file if tls else None,
+        "redis_tls_key_file": settings.redis_tls_key_file if tls else None})
 
 
 def read_workers(client: SyncRedis, name: str) -> list[dict[str, Any]]:
@@ -62,11 +112,35 @@ def read_workers(client: SyncRedis, name: str) -> list[dict[str, Any]]:
     return workers
 
 
+# The active list, read by one sweeper per `lock` seconds (SAQ 0.26's sweep script).
+_ACTIVE_JOBS = """
+local id_jobs = {}
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('SETEX', KEYS[1], ARGV[1], 1)
+  for i, v in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+    id_jobs[i] = {v, redis.call('GET', v)}
+  end
+end
+return id_jobs
+"""
+
+
 class ResilientRedisQueue(RedisQueue):
-    """SAQ's Redis queue whose worker-side calls wait quietly while Redis is down.
+    """SAQ's Redis queue whose worker-side calls wait quietly while Redis is down, and whose
+    sweep leaves a job a worker has just taken alone.
 
     SAQ's worker loop would otherwise spin on a failing dequeue and log every upkeep tick.
+    SAQ's own sweep (0.26) takes any job of the active list whose status is not "active" for
+    abandoned; but a job is still "queued" there from a worker's BLMOVE until that worker's
+    status update a round trip later. A sweep in between (a worker starting on a backlog makes
+    one at once) re-queued a running job, which then ran twice (tobymao/saq#277). Here such a
+    job is swept only if this process's previous sweep saw it so too, at the same attempt.
     """
+
+    def __init__(self, redis: Redis, name: str) -> None:
+        super().__init__(redis, name=name)
+        self._active_jobs = redis.register_script(_ACTIVE_JOBS)
+        self._unclaimed: set[tuple[str, int]] = set()  # (job id, attempts) "queued" in active
 
     async def dequeue(self, timeout: float = 0.0, poll_interval: float = 0.0) -> Job | None:
         try:
@@ -83,12 +157,44 @@ class ResilientRedisQueue(RedisQueue):
 
     async def sweep(self, lock: int = 60, abort: float = SWEEP_ABORT_WAIT) -> list[str]:
         try:
-            swept = await super().sweep(lock, abort=SWEEP_ABORT_WAIT)
+            swept = await self._take_back(lock)
         except (RedisError, OSError):
             return []
         if swept:
             logger.warning("took back %d job(s) whose worker stopped sending heartbeats: %s",
                            len(swept), ", ".join(swept))
+        return swept
+
+    async def _take_back(self, lock: int) -> list[str]:
+        """SAQ's sweep, except for the first sight of a job still "queued" in the active list."""
+        id_jobs = await self._active_jobs(keys=[self._sweep, self._active], args=[lock])
+        swept: list[str] = []
+        unclaimed: set[tuple[str, int]] = set()
+        for raw_id, raw_job in id_jobs:
+            job_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
+            job = self.deserialize(raw_job)
+            if job is None:  # its record is gone: only the lists still name it
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    pipe.lrem(self._active, 0, job_id)
+                    pipe.zrem(self._incomplete, job_id)
+                    await pipe.execute()
+                swept.append(job_id)
+                continue
+            if job.status == Status.ACTIVE and not job.stuck:
+                continue
+            if job.status == Status.QUEUED and (job_id, job.attempts) not in self._unclaimed:
+                unclaimed.add((job_id, job.attempts))  # a worker may be marking it active now
+                continue
+            swept.append(job_id)
+            await self.abort(job, error=self.swept_error_message)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await job.refresh(SWEEP_ABORT_WAIT)  # its worker, if alive, acknowledges
+            if job.retryable:
+                await self.retry(job, error=self.swept_error_message)
+            else:
+                await self.finish(job, Status.ABORTED, error=self.swept_error_message)
+        if id_jobs:  # this process held the sweep's lock: what it saw is the latest view
+            self._unclaimed = unclaimed
         return swept
 
     async def write_worker_info(self, worker_id: str, info: Any, ttl: int) -> None:
@@ -98,9 +204,12 @@ class ResilientRedisQueue(RedisQueue):
 
 class RenderQueue:
     def __init__(self, settings: Settings, redis: Redis | None = None) -> None:
+        """Raises NoQueueRedis when `redis` is not given and no Redis can hold the queue."""
         self.settings = settings
+        # For messages: the queue's Redis, password masked.
+        self.where = mask_url(queue_redis_url(settings) or settings.redis_url)
         self.redis: Redis = redis if redis is not None else make_async_client(
-            settings, socket_timeout=QUEUE_SOCKET_TIMEOUT)
+            queue_settings(settings), socket_timeout=QUEUE_SOCKET_TIMEOUT)
         self.name = settings.video_queue_name
         self.saq = ResilientRedisQueue(self.redis, name=self.name)
         self.backlog = RedisBacklog(self.redis, self.name, settings.video_queue_speculative_max)

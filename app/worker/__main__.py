@@ -1,7 +1,9 @@
 """`python -m app.worker`: one render worker on the durable queue (`make worker`).
 
 Start as many as the machines allow, on any machine that shares Redis and the video storage
-(the same VIDEO_DIR volume, or the same bucket). Each takes jobs from the queue, renders them
+(the same VIDEO_DIR volume, or the same bucket). The queue lives on VIDEO_QUEUE_REDIS_URL, else
+REDIS_URL; never on a Cluster (app/video/queue.py): with a Cluster REDIS_URL and no
+VIDEO_QUEUE_REDIS_URL the worker refuses to start. Each takes jobs from the queue, renders them
 with the configured provider, and tells the room through Socket.IO's Redis channel (a
 write-only manager: it never receives). SIGTERM or Ctrl-C: running jobs get 5 s to finish,
 the rest go back to the queue. SIGKILL: another worker takes its jobs back once their heartbeat
@@ -18,12 +20,12 @@ import logging
 import signal
 from typing import Any
 
-from app.cache.connection import is_memory_url, mask_url, tls_options
+from app.cache.connection import tls_options
 from app.core.config import Settings, get_settings
 from app.core.logging import configure_logging
 from app.services.video_cache import video_cache
 from app.sockets.manager import client_manager, socketio_url
-from app.video.queue import RenderQueue
+from app.video.queue import RenderQueue, no_queue_reason, queue_redis_url
 from app.video.queue_model import Priority
 from app.video.queue_worker import OrderExecutor, QueueWorker
 from app.video.service import VideoService, set_video_service
@@ -44,8 +46,9 @@ async def _sweep_temps(service: VideoService) -> None:
 
 async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     """Work the queue until `stop` is set (or SIGTERM / SIGINT)."""
-    if is_memory_url(settings.redis_url):
-        raise SystemExit("a render worker needs Redis: REDIS_URL is memory://")
+    if queue_redis_url(settings) is None:  # memory://, or a Cluster without a queue Redis
+        raise SystemExit(f"a render worker needs a Redis for the render queue: "
+                         f"{no_queue_reason(settings)}")
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -71,7 +74,7 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
     sweeper = asyncio.create_task(_sweep_temps(service), name="stale-render-files")
     worker.start()
     logger.info("render worker started on %s (queue %s, %d at once)",
-                mask_url(settings.redis_url), settings.video_queue_name,
+                queue.where, settings.video_queue_name,
                 settings.video_worker_concurrency)
     try:
         await stop.wait()
