@@ -493,6 +493,8 @@ class CacheCore:
             result = yield from Eval(REPLAY_SCRIPT, (record.key,), args)
             if result == 1:
                 written += 1
+                if record.entry is not None and record.entry.permanent:
+                    self.replicas.hold_replayed(record.key, record.entry)
             else:
                 kept += 1
         yield from LocalCall(self._journal_release, (claim,))

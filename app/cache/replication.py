@@ -465,7 +465,14 @@ class ReplicaGuard:
         if self.view.took_at_risk((yield from SetAndInspect(key, entry.encode()))):
             self._hold(key, entry)
 
-    def _hold(self, key: str, entry: CacheEntry) -> None:
+    def hold_replayed(self, key: str, entry: CacheEntry) -> None:
+        """A permanent entry the journal replay just wrote (without WAIT, one script per key):
+        held like an unconfirmed write, so the re-drive waits for a replica to confirm it. Only
+        once a primary was seen with replicas; no warning (nothing went wrong)."""
+        if self.enabled and self.view.replicated_primary:
+            self._hold(key, entry, quiet=True)
+
+    def _hold(self, key: str, entry: CacheEntry, quiet: bool = False) -> None:
         with self._lock:
             first = not self._held
             self._held[key] = entry
@@ -474,15 +481,17 @@ class ReplicaGuard:
             while len(self._held) > MAX_HELD:
                 self._held.popitem(last=False)
                 dropped += 1
-        self.unconfirmed += 1
+        if not quiet:
+            self.unconfirmed += 1
         if dropped and self.dropped == 0:
             logger.warning("More than %d permanent cache writes wait for a replica: dropping "
                            "the oldest (a failover now may lose them)", MAX_HELD)
         self.dropped += dropped
         if first:
-            logger.warning("No replica confirmed a permanent cache write within %d ms (WAIT): "
-                           "holding such writes and re-writing them until one does",
-                           self.wait_ms)
+            if not quiet:
+                logger.warning("No replica confirmed a permanent cache write within %d ms "
+                               "(WAIT): holding such writes and re-writing them until one does",
+                               self.wait_ms)
             if self.on_hold is not None:
                 self.on_hold()
 

@@ -20,7 +20,7 @@ from app.cache.keys import key_for
 from app.cache.lock import RedisLock
 from app.services.video_cache import VideoCache
 from tests.cache.conftest import CacheFactory, make_settings
-from tests.support.redis_server import free_port
+from tests.support.redis_server import RedisServer, free_port
 from tests.support.topologies import SentinelTopology, wait_for
 
 pytestmark = pytest.mark.slow
@@ -200,3 +200,38 @@ def test_doctor_reports_the_sentinel_topology(topology: SentinelTopology, tmp_pa
     assert f"maxmemory-policy noeviction [primary {host}:{port}]" in text
     assert not any(line.startswith("fail") for line in lines), lines
     assert PASSWORD not in text
+
+
+def test_replayed_permanent_writes_wait_for_the_replica(tmp_path: Path,
+                                                        cache_factory: CacheFactory) -> None:
+    """Writes journaled during an outage are replayed without WAIT (one script per key): they
+    are then held until the replica confirms them, like any unconfirmed permanent write."""
+    master = RedisServer(tmp_path / "master")
+    master.start()
+    replica = RedisServer(tmp_path / "replica",
+                          extra_args=("--replicaof", "127.0.0.1", str(master.port)))
+    replica.start()
+    try:
+        with master.client() as look:
+            wait_for(lambda: int(look.info("replication")["connected_slaves"]) == 1, 10,
+                     "the master to count its replica")
+        cache = cache_factory(master.url, cache_probe_max_interval=0.2)
+        cache.set("Before ____.", ["the outage"], "https://v.example/b.mp4", permanent=True)
+        master.freeze()
+        combos = [(f"Journaled {i} ____.", ["outage"]) for i in range(5)]
+        for i, combo in enumerate(combos):
+            cache.set(*combo, f"https://v.example/j{i}.mp4", permanent=True)
+        assert cache.get_stats()["cache_type"] == "memory"
+        replica.freeze()  # the replay lands on the master, and no replica confirms it
+        master.thaw()
+        wait_for(lambda: cache.core.redis_usable and cache.core.pending_writes == 0, 5,
+                 "the journal replayed")
+        keys = {key_for(*combo) for combo in combos}
+        assert keys <= set(cache.core.replicas.held_keys())
+        replica.thaw()
+        wait_for(lambda: not cache.core.replicas.held, 5, "the replica's confirmation")
+        with replica.client() as on_replica:
+            assert all(on_replica.get(key) is not None for key in keys)
+    finally:
+        replica.stop()
+        master.stop()
