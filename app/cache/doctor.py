@@ -6,6 +6,7 @@ uses its own short-lived clients and maps their errors in the one place (`mapped
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -86,6 +87,7 @@ def _cluster_checks(settings: Settings) -> list[Check]:
         checks = cluster_checks(settings, cluster)
         with mapped_errors():
             checks.append(_index_marker(cluster))
+            checks.append(_render_workers(settings))
             primaries = cluster_nodes(settings, cluster, single_connection_client=True)
         for node in primaries:
             where = "{host}:{port}".format_map(node.connection_pool.connection_kwargs)
@@ -109,11 +111,31 @@ def _cluster_checks(settings: Settings) -> list[Check]:
     return checks
 
 
-def _render_workers(settings: Settings, client: redis.Redis) -> Check:
-    """The render workers whose SAQ heartbeat is fresh (app/video/queue.py)."""
-    from app.video.queue import read_workers
+def _render_workers(settings: Settings, client: redis.Redis | None = None) -> Check:
+    """The render workers whose SAQ heartbeat is fresh (app/video/queue.py), on the queue's
+    Redis: `client` when that is REDIS_URL, else VIDEO_QUEUE_REDIS_URL's."""
+    from app.video.queue import NoQueueRedis, queue_settings, read_workers
 
-    workers = read_workers(client, settings.video_queue_name)
+    try:
+        queue = queue_settings(settings)
+    except NoQueueRedis as exc:
+        return Check("warn", f"render queue: {exc}")
+    if queue is settings and client is not None:
+        return _workers_check(settings, read_workers(client, settings.video_queue_name))
+    where = mask_url(queue.redis_url)
+    try:
+        with mapped_errors():
+            own = make_sync_client(queue, single_connection_client=True)
+            try:
+                workers = read_workers(own, settings.video_queue_name)
+            finally:
+                own.close()
+    except CacheBackendError as exc:
+        return Check("fail", f"render queue's Redis ({where}) unreachable: {exc}")
+    return _workers_check(settings, workers)
+
+
+def _workers_check(settings: Settings, workers: list[dict[str, Any]]) -> Check:
     if not workers:
         external = settings.video_worker_mode == "external"
         return Check("fail" if external else "warn",

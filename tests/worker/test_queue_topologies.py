@@ -245,6 +245,11 @@ async def test_on_a_cluster_the_queue_lives_on_its_own_redis(
                                      timeout=60)
         assert decode(shared / ready["video_url"].rsplit("/", 1)[1]).frames > 24
         stats = httpx.get(f"{web.base_url}/api/video/stats").json()
+        doctor = subprocess.run([sys.executable, "-m", "app.cli", "doctor"], cwd=REPO, env=env,
+                                capture_output=True, text=True, timeout=60)
+    # The doctor looks for workers on the queue's own Redis, not on the Cluster.
+    assert "render workers: 1 alive" in doctor.stdout, doctor.stdout  # the external worker
+    assert SECRET not in doctor.stdout
     assert stats["queue"]["backend"] == "redis" and stats["queue"]["workers"] == 1
     assert stats["queue"]["priorities"]["winner"]["renders"] == 1
     assert stats["generations"] == 0  # rendered by the worker, not the web instance
@@ -270,6 +275,9 @@ def test_on_a_cluster_alone_the_worker_and_the_cli_refuse(
                          capture_output=True, text=True, timeout=60)
     assert cli.returncode == 1
     assert "set VIDEO_QUEUE_REDIS_URL" in cli.stderr
+    doctor = subprocess.run([sys.executable, "-m", "app.cli", "doctor"], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert "render queue: REDIS_URL (redis+cluster://" in doctor.stdout, doctor.stdout
     assert _cluster_queue_keys(cluster) == []
 
 
