@@ -42,7 +42,7 @@ from app.cache.replication import (
 
 logger = logging.getLogger(__name__)
 
-MAX_HELD_ROOMS = 10_000
+MAX_HELD_ROOMS = 2_000  # about 12 KB each: a bound of about 25 MB
 
 # KEYS: room, history. ARGV: version, text, ttl ms, '1' if a missing room is to be restored
 # (its creation was held), then per held save: its version, n, its n round outcomes.
