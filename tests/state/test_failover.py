@@ -8,9 +8,10 @@ or while a primary of a real 3+3 Cluster is killed. Every round the book acknowl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,35 @@ pytestmark = pytest.mark.slow
 LIBRARY = DeckLibrary([make_deck()])
 ROOMS = 24
 MOVE_INTERVAL = 0.004  # about 250 rounds a second in all, about 10 per room and second
+
+
+@pytest.fixture
+def topo(tmp_path: Path) -> Iterator[SentinelTopology]:
+    """A master, its replica and a sentinel of our own (the tests change roles)."""
+    topology = SentinelTopology(tmp_path / "sentinel")
+    topology.start()
+    yield topology
+    topology.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[ClusterTopology]:
+    topology = ClusterTopology(tmp_path / "cluster", replicas_per_primary=1)
+    topology.start()
+    yield topology
+    topology.stop()
+
+
+@contextlib.asynccontextmanager
+async def book_on(tmp_path: Path, url: str) -> AsyncIterator[tuple[RoomBook, RedisRoomStore]]:
+    """A room book on the Redis at ``url`` (any topology), waiting for replicas by default."""
+    settings = make_settings(tmp_path, url)
+    client = async_client(settings)
+    store = RedisRoomStore(client, wait_ms_for(settings))
+    try:
+        yield RoomBook(store, LIBRARY, grace=10, idle=10_000, clock=time.time), store
+    finally:
+        await client.aclose()
 
 
 def win(record: RoomRecord) -> Sequence[ev.Event]:
@@ -125,14 +155,9 @@ def lost_rounds(client: redis.Redis | RedisCluster, codes: list[str], won: dict[
     return lost
 
 
-async def test_a_sentinel_failover_loses_no_acknowledged_move(tmp_path: Path) -> None:
-    topo = SentinelTopology(tmp_path / "sentinel")
-    topo.start()
-    settings = make_settings(tmp_path, topo.url())
-    client = async_client(settings)
-    store = RedisRoomStore(client, wait_ms_for(settings))
-    book = RoomBook(store, LIBRARY, grace=10, idle=10_000, clock=time.time)
-    try:
+async def test_a_sentinel_failover_loses_no_acknowledged_move(topo: SentinelTopology,
+                                                              tmp_path: Path) -> None:
+    async with book_on(tmp_path, topo.url()) as (book, store):
         codes = await open_rooms(book)
         old_port = topo.master.port
         won = await play_through(book, codes, topo.failover,
@@ -144,23 +169,15 @@ async def test_a_sentinel_failover_loses_no_acknowledged_move(tmp_path: Path) ->
         assert sum(won.values()) > 400
         assert not lost, (f"acknowledged rounds lost (won, scored, in history): {lost}; "
                           f"{store.replicas.unconfirmed} saves were held")
-    finally:
-        await client.aclose()
-        topo.stop()
 
 
-async def test_a_killed_cluster_primary_loses_no_acknowledged_move(tmp_path: Path) -> None:
+async def test_a_killed_cluster_primary_loses_no_acknowledged_move(cluster: ClusterTopology,
+                                                                  tmp_path: Path) -> None:
     """3 primaries + 3 replicas; the primary of some rooms is SIGKILLed mid-stream. Its rooms
     are unreachable until the replica takes over: this instance, alone, plays them on from its
     copies and writes them back (the outage path); saves before the kill waited for the
     replica."""
-    cluster = ClusterTopology(tmp_path / "cluster", replicas_per_primary=1)
-    cluster.start()
-    settings = make_settings(tmp_path, cluster.url())
-    client = async_client(settings)
-    store = RedisRoomStore(client, wait_ms_for(settings))
-    book = RoomBook(store, LIBRARY, grace=10, idle=10_000, clock=time.time)
-    try:
+    async with book_on(tmp_path, cluster.url()) as (book, store):
         codes = await open_rooms(book)
         victim = cluster.server_for(room_key(codes[0]))
         (replica,) = cluster.replicas_of(victim)
@@ -183,21 +200,13 @@ async def test_a_killed_cluster_primary_loses_no_acknowledged_move(tmp_path: Pat
             raw.close()
         assert on_victim and all(won[c] > 10 for c in on_victim)
         assert not lost, f"acknowledged rounds lost (won, scored, in history): {lost}"
-    finally:
-        await client.aclose()
-        cluster.stop()
 
 
-async def test_a_save_no_replica_confirms_is_held_and_restored(tmp_path: Path) -> None:
+async def test_a_save_no_replica_confirms_is_held_and_restored(topo: SentinelTopology,
+                                                               tmp_path: Path) -> None:
     """The replica stops answering: saves are held (not refused), and a held save that the
     primary lost is put back before the room's next save, with its round in the history."""
-    topo = SentinelTopology(tmp_path / "sentinel")
-    topo.start()
-    settings = make_settings(tmp_path, topo.url())
-    client = async_client(settings)
-    store = RedisRoomStore(client, wait_ms_for(settings))
-    book = RoomBook(store, LIBRARY, grace=10, idle=10_000, clock=time.time)
-    try:
+    async with book_on(tmp_path, topo.url()) as (book, store):
         (code, *_) = await open_rooms(book)
         await book.transact(code, win)
         for _ in range(50):  # confirmed at once, or (busy machine) held and confirmed soon
@@ -221,6 +230,3 @@ async def test_a_save_no_replica_confirms_is_held_and_restored(tmp_path: Path) -
             assert master.llen(history_key(code)) == 3
         assert sum(stored.room.scores().values()) == 3
         assert not store.replicas.held  # the replica confirmed the last save, and so the rest
-    finally:
-        await client.aclose()
-        topo.stop()
