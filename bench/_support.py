@@ -365,3 +365,11 @@ def fmt_us(value: float | None) -> str:
     if value >= 10:
         return f"{value:.1f}"
     return f"{value:.2f}"
+
+
+def print_latency(latency: dict[str, dict[str, Any]]) -> None:
+    """Mean, p50 and p99 per variant (µs), one line each."""
+    print(f"{'variant':24s} {'mean':>8s} {'p50':>8s} {'p99':>8s}")
+    for name, row in latency.items():
+        print(f"{name:24s} {fmt_us(row['mean_us']):>8s} {fmt_us(row['p50_us']):>8s} "
+              f"{fmt_us(row['p99_us']):>8s}")

@@ -35,11 +35,11 @@ from app.services.video_cache import VideoCache
 from bench._support import (
     capture_app_logs,
     combine_rounds,
-    fmt_us,
     interleaved_async,
     interleaved_sync,
     make_settings,
     paired_ratio,
+    print_latency,
     print_targets,
     run_and_record,
     scaled,
@@ -267,10 +267,7 @@ def run() -> dict[str, Any]:
 
 
 def print_summary(result: dict[str, Any]) -> None:
-    print(f"{'variant':24s} {'mean':>8s} {'p50':>8s} {'p99':>8s}")
-    for name, row in result["latency"].items():
-        print(f"{name:24s} {fmt_us(row['mean_us']):>8s} {fmt_us(row['p50_us']):>8s} "
-              f"{fmt_us(row['p99_us']):>8s}")
+    print_latency(result["latency"])
     rec = result["recovery"]
     print(f"\nrecovery: cluster ok {rec['cluster_ok_after_kill_s']:.2f} s after the kill, "
           f"raw SET {rec['raw_set_ok_after_kill_s']:.2f} s, ours back "

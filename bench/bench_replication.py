@@ -29,11 +29,11 @@ from app.state.redis_store import RedisRoomStore
 from bench._support import (
     capture_app_logs,
     combine_rounds,
-    fmt_us,
     interleaved_async,
     interleaved_sync,
     make_settings,
     median,
+    print_latency,
     print_targets,
     run_and_record,
     scaled,
@@ -133,10 +133,7 @@ def run() -> dict[str, Any]:
 
 
 def print_summary(result: dict[str, Any]) -> None:
-    print(f"{'variant':24s} {'mean':>8s} {'p50':>8s} {'p99':>8s}")
-    for name, row in result["latency"].items():
-        print(f"{name:24s} {fmt_us(row['mean_us']):>8s} {fmt_us(row['p50_us']):>8s} "
-              f"{fmt_us(row['p99_us']):>8s}")
+    print_latency(result["latency"])
     print_targets(result["targets"], digits=1)
 
 
