@@ -17,6 +17,13 @@
   written to the local journal and run by the local runner at once; speculative and popular
   orders are run locally too in embedded mode, and dropped in external mode. When Redis answers
   again, journals of dead processes join the queue (`OrderJournal.adopt_dead`).
+- A Redis failover: a winner order the queue took is then located on the queue's primary and
+  waited for (`RenderQueue.locate`: a fence and `WAIT 1 <ms>` when the primary has replicas).
+  One that no replica confirmed is *held*: journaled (as above, so that it survives this
+  process) and looked at again every `REDRIVE_EVERY` s; one found missing (lost with the old
+  primary) is submitted again. It is released when a replica confirms it, or when its job has
+  finished (a finished job is never submitted again: that would tell its room twice).
+  REDIS_WAIT_MS=0 turns this off.
 """
 
 from __future__ import annotations
@@ -24,13 +31,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
 from redis.exceptions import RedisError
 
 from app.core.config import Settings
 from app.core.redis_url import topology_of
-from app.video.queue import RenderQueue, no_queue_reason, queue_redis_url
+from app.video.queue import (
+    FINISHED_TTL,
+    Placed,
+    RenderQueue,
+    no_queue_reason,
+    queue_redis_url,
+)
 from app.video.queue_journal import OrderJournal
 from app.video.queue_model import Priority, RenderOrder
 from app.video.queue_worker import Emit, LocalRunner, OrderExecutor, QueueWorker
@@ -39,6 +55,17 @@ from app.video.service import VideoService
 logger = logging.getLogger(__name__)
 
 ADOPT_EVERY = 2.0  # seconds between looks for dead processes' journals (while Redis is up)
+REDRIVE_EVERY = 0.5  # seconds between looks at held winner orders
+REDRIVE_BATCH = 200  # held orders located in one round trip
+MAX_HELD = 1000  # held winner orders; past it the oldest is dropped (with a warning)
+
+
+@dataclass(slots=True)
+class HeldOrder:
+    """A winner order no replica has confirmed yet."""
+
+    order: RenderOrder
+    since: float  # time.monotonic() when it was held
 
 
 class VideoDispatcher:
@@ -62,6 +89,9 @@ class VideoDispatcher:
         self._journaled: set[str] = set()
         self._adopter: asyncio.Task[None] | None = None
         self.fallbacks = 0  # orders run locally because Redis was down
+        self.held: OrderedDict[str, HeldOrder] = OrderedDict()  # job key -> unconfirmed winner
+        self.confirmed = 0  # winner orders a replica confirmed (or whose job had finished)
+        self.resubmitted = 0  # held winner orders found missing and submitted again
 
     async def _local_pressure(self) -> bool:
         return await self.local.has_pressure()
@@ -88,10 +118,12 @@ class VideoDispatcher:
         if self.queue is not None and self._redis_usable:
             try:
                 await self.queue.submit(order)
-                return
             except (RedisError, OSError) as exc:
                 logger.warning("render queue unreachable (%s); %s order runs here",
                                type(exc).__name__, order.priority.label)
+            else:
+                await self._secure(order)
+                return
         if self.queue is not None:
             if order.priority is not Priority.WINNER and not self.embedded:
                 return  # external workers will have other work; only winners matter now
@@ -105,23 +137,110 @@ class VideoDispatcher:
                                  exc_info=True)
         self.local.submit(order)
 
-    async def _adopt_loop(self) -> None:
+    # --- winners survive a failover -----------------------------------------------------------
+    async def _secure(self, order: RenderOrder) -> None:
+        """After the queue took a winner's order: hold it unless a replica confirms it."""
         assert self.queue is not None
+        if order.priority is not Priority.WINNER or not self.queue.waits:
+            return
+        try:
+            [placed] = await self.queue.locate([order])
+        except (RedisError, OSError):
+            placed = Placed.UNCONFIRMED
+        if placed in {Placed.CONFIRMED, Placed.FINISHED}:
+            self.confirmed += 1
+        else:
+            self._hold(order)
+
+    def _hold(self, order: RenderOrder) -> None:
+        if order.job_key in self.held:
+            return
+        if not self.held:
+            logger.warning("No replica of the render queue's Redis confirmed a winner order "
+                           "(WAIT, or a failover under way): holding such orders and submitting "
+                           "them again until one does")
+        try:
+            self.journal.append(order)  # held in memory: on disk too, should this process die
+        except OSError:
+            logger.error("could not journal the held winner order %s", order.job_key[:40],
+                         exc_info=True)
+        self.held[order.job_key] = HeldOrder(order, time.monotonic())
+        while len(self.held) > MAX_HELD:
+            _, oldest = self.held.popitem(last=False)
+            logger.warning("more than %d winner orders wait for a replica: %s is no longer "
+                           "held (a failover now may lose it)", MAX_HELD, oldest.order.job_key[:40])
+            self._release(oldest.order)
+
+    def _release(self, order: RenderOrder) -> None:
+        self.held.pop(order.job_key, None)
+        with contextlib.suppress(OSError):
+            self.journal.done(order)
+
+    async def redrive(self) -> int:
+        """Look at held orders again: release those a replica confirmed (or whose job has
+        finished), submit the missing ones again. Returns how many were released."""
+        assert self.queue is not None
+        batch = [held.order for held in list(self.held.values())[:REDRIVE_BATCH]]
+        placed = dict(zip((o.job_key for o in batch), await self.queue.locate(batch),
+                          strict=True))
+        again = []
+        for order in batch:
+            held = self.held.get(order.job_key)  # dropped meanwhile past MAX_HELD?
+            if placed[order.job_key] is not Placed.MISSING or held is None:
+                continue
+            if await self._finished_long_ago(held):
+                placed[order.job_key] = Placed.FINISHED
+                continue
+            await self.queue.submit(order)  # deduplicated while its job is unfinished
+            again.append(order)
+        if again:
+            self.resubmitted += len(again)
+            logger.warning("submitted %d held winner order(s) again: the render queue's "
+                           "primary did not have them", len(again))
+            placed.update(zip((o.job_key for o in again), await self.queue.locate(again),
+                              strict=True))
+        released = [o for o in batch if placed[o.job_key] in {Placed.CONFIRMED, Placed.FINISHED}]
+        for order in released:
+            self._release(order)
+        if released:
+            self.confirmed += len(released)
+            logger.info("%d held winner order(s) confirmed (%d still held)", len(released),
+                        len(self.held))
+        return len(released)
+
+    async def _finished_long_ago(self, held: HeldOrder) -> bool:
+        """A finished job's record expires after FINISHED_TTL: an order held longer than that
+        may read as missing because it was rendered; the permanent cache entry of its
+        combination says so (its job makes it permanent before telling the room)."""
+        if time.monotonic() - held.since < FINISHED_TTL / 2:
+            return False
+        entry = await self.service.cache.aget_entry(held.order.combination())
+        return entry is not None and entry.permanent
+
+    async def _upkeep_loop(self) -> None:
+        assert self.queue is not None
+        adopted_at = -ADOPT_EVERY
         while True:
             if self._redis_usable:
                 try:
-                    await self._adopt()
+                    if self.held:
+                        await self.redrive()
+                    if time.monotonic() - adopted_at >= ADOPT_EVERY:
+                        adopted_at = time.monotonic()
+                        await self._adopt()
                 except (RedisError, OSError):
                     pass
                 except Exception:
-                    logger.error("adopting journaled render orders failed", exc_info=True)
-            await asyncio.sleep(ADOPT_EVERY)
+                    logger.error("render queue upkeep (held or journaled orders) failed",
+                                 exc_info=True)
+            await asyncio.sleep(REDRIVE_EVERY)
 
     async def _adopt(self) -> None:
         assert self.queue is not None
         for path, orders in await asyncio.to_thread(self.journal.adopt_dead):
             for order in orders:
                 await self.queue.submit(order)
+                await self._secure(order)  # held (and journaled here) if not confirmed
             path.unlink(missing_ok=True)
             if orders:
                 logger.warning("%d journaled render order(s) of a dead process joined the "
@@ -136,7 +255,7 @@ class VideoDispatcher:
         if self.worker is not None:
             self.worker.start()
         if self.queue is not None:
-            self._adopter = asyncio.create_task(self._adopt_loop(), name="video-journal-adopt")
+            self._adopter = asyncio.create_task(self._upkeep_loop(), name="video-order-upkeep")
 
     async def stop(self, drain: float = 0.0) -> None:
         if self._adopter is not None:
@@ -154,6 +273,9 @@ class VideoDispatcher:
                  **self.local.stats}
         base: dict[str, Any] = {"mode": "embedded" if self.embedded else "external",
                                 "local": local}
+        if self.queue is not None and self.queue.waits:
+            base["replication"] = {"held": len(self.held), "confirmed": self.confirmed,
+                                   "resubmitted": self.resubmitted}
         if self.queue is None:
             priorities = {
                 p.label: {"waiting": self.local.backlog.depth(p), "admitted": 0,

@@ -19,15 +19,25 @@ its abort (the sweep of a dead worker's job) PUBLISHes inside a MULTI pipeline, 
 cluster pipeline refuses, and its `disconnect` needs a `connection_pool` a RedisCluster lacks.
 So with a Cluster REDIS_URL and no VIDEO_QUEUE_REDIS_URL there is no durable queue: web
 instances render on their local runner and `python -m app.worker` refuses to start.
+
+A failover loses what the old primary had not yet passed on to its replica (replication is
+asynchronous). `locate` lets the dispatcher make sure a winner's order is not among it: one
+script reads where the orders are (waiting, admitted, their SAQ job) and writes a fence, and
+`WAIT 1 <ms>` follows on the same connection. Replication is one ordered stream, so a replica
+that has the fence has every write the server took before it, whichever connection sent them;
+and since the script reads the order on the very server the fence went to, a stale pooled link
+to another server cannot confirm it by mistake (app/video/dispatch.py holds what is not confirmed).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import json
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from redis import Redis as SyncRedis
@@ -38,6 +48,14 @@ from saq.job import Status
 from saq.queue.redis import RedisQueue
 
 from app.cache.connection import make_async_client, mask_url
+from app.cache.replication import (
+    Replication,
+    ReplicaView,
+    ScriptAndInspect,
+    ScriptAndWait,
+    ScriptCall,
+    wait_ms_for,
+)
 from app.core.config import Settings
 from app.core.redis_url import topology_of, uses_tls
 from app.video.deadlines import video_deadline_seconds
@@ -53,6 +71,33 @@ FINISHED_TTL = 60  # seconds SAQ keeps a finished job (dedup of a late duplicate
 SWEEP_ABORT_WAIT = 0.5  # seconds a sweep waits for a swept job's worker (it is dead) to answer
 QUEUE_SOCKET_TIMEOUT = 5.0  # the queue's blocking dequeue waits 1 s; the cache's 0.25 s is short
 COUNTERS = ("renders", "retries", "dropped", "dead", "failures")
+FINISHED_STATUSES = frozenset({Status.COMPLETE, Status.FAILED, Status.ABORTED})
+
+
+class Placed(enum.Enum):
+    """Where `RenderQueue.locate` found an order, on the primary its pipeline reached."""
+
+    CONFIRMED = "confirmed"  # waiting, admitted or queued, and a replica has it (or none can)
+    FINISHED = "finished"  # its job has finished: rendered (and its room told), or given up
+    UNCONFIRMED = "unconfirmed"  # there, but no replica confirmed it in time
+    MISSING = "missing"  # not there: lost, or sent to another server (submit it again)
+
+
+# The fence (a write: the WAIT after it covers everything this server took before it), and
+# where each order is. KEYS: counters, waiting set, admitted hash, then each order's SAQ job.
+# ARGV: the orders' job keys. Per order: 1 (waiting or admitted), its job record, or 0.
+_LOCATE = """
+redis.call('HINCRBY', KEYS[1], 'fences', 1)
+local found = {}
+for i, key in ipairs(ARGV) do
+  if redis.call('SISMEMBER', KEYS[2], key) == 1 or redis.call('HEXISTS', KEYS[3], key) == 1 then
+    found[i] = 1
+  else
+    found[i] = redis.call('GET', KEYS[3 + i]) or 0
+  end
+end
+return found
+"""
 
 
 class NoQueueRedis(Exception):
@@ -218,6 +263,8 @@ class RenderQueue:
         self.counts_key = f"{self._prefix}:counts"
         self.timeout = int(video_deadline_seconds(settings)) + 1
         self._admitting = asyncio.Lock()
+        self.wait_ms = wait_ms_for(settings)  # 0 (REDIS_WAIT_MS=0): no replica is waited for
+        self.replicas = ReplicaView()  # of the queue's primary, read by `locate`
 
     # --- enqueue --------------------------------------------------------------------------------
     async def submit(self, order: RenderOrder) -> int:
@@ -266,11 +313,54 @@ class RenderQueue:
             if job is None:
                 await self.enqueue(order)
                 recovered += 1
-            elif job.status in {Status.COMPLETE, Status.FAILED, Status.ABORTED}:
+            elif job.status in FINISHED_STATUSES:
                 await self.backlog.done(order)
         if recovered:
             logger.warning("re-enqueued %d admitted render job(s) that had no job", recovered)
         return recovered
+
+    # --- surviving a failover -------------------------------------------------------------------
+    @property
+    def waits(self) -> bool:
+        """Does `locate` wait for replicas (REDIS_WAIT_MS > 0)?"""
+        return self.wait_ms > 0
+
+    async def locate(self, orders: Sequence[RenderOrder]) -> list[Placed]:
+        """Where each order is on the queue's primary, and whether a replica has it: one round
+        trip (script + WAIT), plus `INFO replication` at most once a second.
+
+        A primary never seen with replicas has nothing to wait for: all CONFIRMED, no command.
+        While the primary we last saw with replicas has none (a failover under way, or its
+        replica is gone), the script goes with INFO on the same connection instead of a WAIT:
+        an order on that old primary is UNCONFIRMED, one on a new primary without a replica yet
+        is CONFIRMED (nothing could confirm it). Raises RedisError / OSError."""
+        view = self.replicas
+        if view.stale:
+            view.seen(await Replication(view.replicated_primary).aio(self.redis))
+        if not orders or (view.replicas == 0 and not view.replicated_primary):
+            return [Placed.CONFIRMED] * len(orders)
+        call = ScriptCall(_LOCATE, (
+            self.counts_key, self.backlog._waiting,  # noqa: SLF001  # the backlog's own set
+            self.backlog.admitted_hash, *(self.saq.job_id(o.job_key) for o in orders)),
+            tuple(o.job_key for o in orders))
+        if view.replicas > 0:
+            found, acked = await ScriptAndWait(call, self.wait_ms).aio(self.redis)
+            confirmed = acked >= 1
+            if not confirmed:
+                view.look_again()
+        else:
+            found, took = await ScriptAndInspect(call).aio(self.redis)
+            confirmed = not view.took_at_risk(took)
+        return [self._placed(raw, confirmed) for raw in found]
+
+    def _placed(self, raw: Any, confirmed: bool) -> Placed:
+        if raw == 0:
+            return Placed.MISSING
+        if raw != 1:  # its job's record
+            job = self.saq.deserialize(raw)
+            if job is not None and job.status in FINISHED_STATUSES:
+                return Placed.FINISHED
+        return Placed.CONFIRMED if confirmed else Placed.UNCONFIRMED
 
     # --- counters and dead letters --------------------------------------------------------------
     async def count(self, name: str, priority: Priority, by: int = 1) -> None:

@@ -1,12 +1,14 @@
-"""The local journal of winner orders that could not reach the queue (Redis down).
+"""The local journal of winner orders that could not reach the queue (Redis down), or that
+the queue took but no replica confirmed yet (held through a failover: app/video/dispatch.py).
 
 One file per process, `{DATA_DIR}/video-jobs/<pid>.<start>@<host>.jsonl`, named like the
 storage's render files so that a dead owner is recognised. Lines are `{"order": {...}}` when
-an order is journaled and `{"done": "<job key>"}` when the local runner finished it. A process
-only writes its own file. When Redis answers, `adopt_dead()` claims the files of processes of
-this host that are gone (renamed to `<name>.adopted-<adopter tag>` first, so two adopters
-never both take one), and their unfinished orders join the durable queue; a file whose orders
-are all done is deleted. A claimed file whose adopter died before it was done is claimed again.
+an order is journaled and `{"done": "<job key>"}` when the local runner finished it (or a
+replica confirmed a held one). A process only writes its own file. When Redis answers,
+`adopt_dead()` claims the files of processes of this host that are gone (renamed to
+`<name>.adopted-<adopter tag>` first, so two adopters never both take one), and their
+unfinished orders join the durable queue; a file whose orders are all done is deleted. A
+claimed file whose adopter died before it was done is claimed again.
 """
 
 from __future__ import annotations
