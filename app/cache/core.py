@@ -257,8 +257,7 @@ class CacheCore:
     def accept_get(self, key: str, raw: bytes | str | None, epoch: int) -> CacheEntry | None:
         if raw is None:
             self.memory.delete(key)
-            self.counters.misses += 1
-            return None
+            return self._count(self.replicas.held_entry(key))
         # A hot key re-read from Redis is usually held already, as these very bytes: reuse the
         # entry decoded from them (the JSON decode is most of this method's cost), and when it
         # is fresh, skip the locked write too.
@@ -321,6 +320,10 @@ class CacheCore:
         decode = CacheEntry.decode
         for i, raw in zip(missing, raws, strict=True):
             if raw is None:
+                held = self.replicas.held_entry(keys[i])  # acknowledged, not yet replicated
+                if held is not None:
+                    results[i] = held
+                    fetched.append((keys[i], held))
                 continue
             key = keys[i]
             try:
@@ -366,6 +369,7 @@ class CacheCore:
         if self.read_only:
             raise RuntimeError("a read-only cache does not write")
         found_in_memory = self.memory.delete(key)
+        self.replicas.forget(key)
         self.counters.deletes += 1
         if self.redis_usable:
             try:
@@ -413,6 +417,8 @@ class CacheCore:
             raise RuntimeError("a read-only cache does not write")
         if not self.redis_usable:
             raise RedisUnavailable(self.breaker.last_error or "Redis is not configured")
+        if not temporary_only:
+            self.replicas.forget()
         deleted, cursor = 0, 0
         while True:
             cursor, batch = yield from Scan(cursor, KEY_PREFIX + "*")

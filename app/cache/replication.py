@@ -465,6 +465,25 @@ class ReplicaGuard:
         if self.view.took_at_risk((yield from SetAndInspect(key, entry.encode()))):
             self._hold(key, entry)
 
+    def held_entry(self, key: str) -> CacheEntry | None:
+        """A permanent write no replica confirmed yet: acknowledged, so still readable when a
+        failover lost it from Redis (until the re-drive puts it back)."""
+        if not self._held:
+            return None
+        with self._lock:
+            return self._held.get(key)
+
+    def forget(self, key: str | None = None) -> None:
+        """Stop holding `key` (every key without one): it was deleted, and a re-drive must not
+        bring it back."""
+        if not self._held:
+            return
+        with self._lock:
+            if key is None:
+                self._held.clear()
+            else:
+                self._held.pop(key, None)
+
     def hold_replayed(self, key: str, entry: CacheEntry) -> None:
         """A permanent entry the journal replay just wrote (without WAIT, one script per key):
         held like an unconfirmed write, so the re-drive waits for a replica to confirm it. Only

@@ -202,10 +202,9 @@ def test_doctor_reports_the_sentinel_topology(topology: SentinelTopology, tmp_pa
     assert PASSWORD not in text
 
 
-def test_replayed_permanent_writes_wait_for_the_replica(tmp_path: Path,
-                                                        cache_factory: CacheFactory) -> None:
-    """Writes journaled during an outage are replayed without WAIT (one script per key): they
-    are then held until the replica confirms them, like any unconfirmed permanent write."""
+@pytest.fixture
+def master_and_replica(tmp_path: Path) -> Iterator[tuple[RedisServer, RedisServer]]:
+    """A master and its replica, no sentinel: the cache talks to the master (redis://)."""
     master = RedisServer(tmp_path / "master")
     master.start()
     replica = RedisServer(tmp_path / "replica",
@@ -215,23 +214,59 @@ def test_replayed_permanent_writes_wait_for_the_replica(tmp_path: Path,
         with master.client() as look:
             wait_for(lambda: int(look.info("replication")["connected_slaves"]) == 1, 10,
                      "the master to count its replica")
-        cache = cache_factory(master.url, cache_probe_max_interval=0.2)
-        cache.set("Before ____.", ["the outage"], "https://v.example/b.mp4", permanent=True)
-        master.freeze()
-        combos = [(f"Journaled {i} ____.", ["outage"]) for i in range(5)]
-        for i, combo in enumerate(combos):
-            cache.set(*combo, f"https://v.example/j{i}.mp4", permanent=True)
-        assert cache.get_stats()["cache_type"] == "memory"
-        replica.freeze()  # the replay lands on the master, and no replica confirms it
-        master.thaw()
-        wait_for(lambda: cache.core.redis_usable and cache.core.pending_writes == 0, 5,
-                 "the journal replayed")
-        keys = {key_for(*combo) for combo in combos}
-        assert keys <= set(cache.core.replicas.held_keys())
-        replica.thaw()
-        wait_for(lambda: not cache.core.replicas.held, 5, "the replica's confirmation")
-        with replica.client() as on_replica:
-            assert all(on_replica.get(key) is not None for key in keys)
+            look.set("first-write", "1")  # the master streams to a replica once it has ACKed
+            wait_for(lambda: look.wait(1, 100) == 1, 10, "the replica's first ACK")
+        yield master, replica
     finally:
         replica.stop()
         master.stop()
+
+
+def test_replayed_permanent_writes_wait_for_the_replica(
+        master_and_replica: tuple[RedisServer, RedisServer], cache_factory: CacheFactory) -> None:
+    """Writes journaled during an outage are replayed without WAIT (one script per key): they
+    are then held until the replica confirms them, like any unconfirmed permanent write."""
+    master, replica = master_and_replica
+    cache = cache_factory(master.url, cache_probe_max_interval=0.2)
+    cache.set("Before ____.", ["the outage"], "https://v.example/b.mp4", permanent=True)
+    master.freeze()
+    combos = [(f"Journaled {i} ____.", ["outage"]) for i in range(5)]
+    for i, combo in enumerate(combos):
+        cache.set(*combo, f"https://v.example/j{i}.mp4", permanent=True)
+    assert cache.get_stats()["cache_type"] == "memory"
+    replica.freeze()  # the replay lands on the master, and no replica confirms it
+    master.thaw()
+    wait_for(lambda: cache.core.redis_usable and cache.core.pending_writes == 0, 5,
+             "the journal replayed")
+    keys = {key_for(*combo) for combo in combos}
+    assert keys <= set(cache.core.replicas.held_keys())
+    replica.thaw()
+    wait_for(lambda: not cache.core.replicas.held, 5, "the replica's confirmation")
+    with replica.client() as on_replica:
+        assert all(on_replica.get(key) is not None for key in keys)
+
+
+def test_a_held_write_stays_readable_and_a_deleted_one_is_not_brought_back(
+        master_and_replica: tuple[RedisServer, RedisServer], cache_factory: CacheFactory) -> None:
+    """No replica confirms (frozen): the writes are held. One is lost from Redis (as in a
+    failover): reads still answer it. One is deleted: the re-drive must not write it again."""
+    master, replica = master_and_replica
+    cache = cache_factory(master.url, cache_near_enabled=False, cache_probe_max_interval=0.2)
+    replica.freeze()
+    cache.set("Lost ____.", ["in the failover"], "https://v.example/lost.mp4", permanent=True)
+    cache.set("Deleted ____.", ["by a player"], "https://v.example/del.mp4", permanent=True)
+    lost, deleted = key_for("Lost ____.", ["in the failover"]), key_for("Deleted ____.",
+                                                                         ["by a player"])
+    assert {lost, deleted} <= set(cache.core.replicas.held_keys())
+    with master.client() as on_master:
+        on_master.delete(lost)
+    cache.core.memory.delete(lost)  # no local copy either: only the hold knows it
+    assert cache.get("Lost ____.", ["in the failover"]) == "https://v.example/lost.mp4"
+    assert cache.get_many([("Lost ____.", ["in the failover"])]) == ["https://v.example/lost.mp4"]
+    assert cache.delete("Deleted ____.", ["by a player"]) is True
+    replica.thaw()
+    wait_for(lambda: not cache.core.replicas.held, 5, "the replica's confirmation")
+    with replica.client() as on_replica:
+        assert on_replica.get(lost) is not None  # re-driven onto the master, then replicated
+        assert on_replica.get(deleted) is None
+    assert cache.get("Deleted ____.", ["by a player"]) is None
