@@ -15,6 +15,19 @@ from redis.connection import parse_url
 from app.core.redis_url import CLUSTER_SCHEMES, parse_multi_host, uses_tls
 
 
+def _well_formed(name: str, url: str) -> str:
+    """`url` if it parses (one server, or a Sentinel / Cluster node list); else a ValueError
+    naming the setting, without the URL (it may hold a password)."""
+    try:
+        if urlsplit(url).scheme.endswith(("+sentinel", "+cluster")):
+            parse_multi_host(url)
+        else:
+            parse_url(url)  # type: ignore[no-untyped-call]
+    except ValueError as exc:
+        raise ValueError(f"{name} is malformed: {exc}") from None
+    return url
+
+
 class Settings(BaseSettings):
     # hide_input_in_errors: a refused REDIS_URL may hold a password.
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore",
@@ -190,14 +203,7 @@ class Settings(BaseSettings):
             raise ValueError("REDIS_URL must start with redis://, rediss://, unix://, "
                              "redis+sentinel://, redis+cluster://, rediss+cluster:// or "
                              "memory://")
-        try:
-            if scheme.endswith(("+sentinel", "+cluster")):
-                parse_multi_host(url)
-            else:
-                parse_url(url)  # type: ignore[no-untyped-call]
-        except ValueError as exc:
-            raise ValueError(f"REDIS_URL is malformed: {exc}") from None
-        return url
+        return _well_formed("REDIS_URL", url)
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -259,14 +265,7 @@ class Settings(BaseSettings):
         if scheme not in {"redis", "rediss", "unix", "redis+sentinel", "valkey+sentinel"}:
             raise ValueError("VIDEO_QUEUE_REDIS_URL must start with redis://, rediss://, unix:// "
                              "or redis+sentinel://")
-        try:
-            if scheme.endswith("+sentinel"):
-                parse_multi_host(url)
-            else:
-                parse_url(url)  # type: ignore[no-untyped-call]
-        except ValueError as exc:
-            raise ValueError(f"VIDEO_QUEUE_REDIS_URL is malformed: {exc}") from None
-        return url
+        return _well_formed("VIDEO_QUEUE_REDIS_URL", url)
 
     @model_validator(mode="after")
     def _check_redis_cluster_db(self) -> Settings:
