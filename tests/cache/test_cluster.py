@@ -134,24 +134,31 @@ def test_get_many_with_a_stale_slot_map_follows_moved(cluster: ClusterTopology,
 
 async def test_async_calls_batch_across_slots_and_locks_work(cluster: ClusterTopology,
                                                              cache_factory: CacheFactory) -> None:
-    cache = cache_factory(cluster.url(), cache_near_enabled=False)
+    # Generous timeouts: this test is about batching, not fail-fast, and a loaded CI machine
+    # once took longer than the default 0.25 s to connect (the cache then went to memory).
+    cache = cache_factory(cluster.url(), cache_near_enabled=False, redis_socket_timeout=5.0,
+                          redis_connect_timeout=5.0)
     await cache.astart()
-    combos = [(f"Async {i} ____.", ["cluster"]) for i in range(50)]
-    # Concurrent writes and reads: the batcher pipelines them across the three nodes.
-    await asyncio.gather(*(cache.aset(*combo, f"https://v.example/a{i}.mp4", permanent=i % 2 == 0)
-                           for i, combo in enumerate(combos)))
-    got = await asyncio.gather(*(cache.aget(*combo) for combo in combos))
-    assert got == [f"https://v.example/a{i}.mp4" for i in range(50)]
-    assert await cache.aget_many(combos + [("Missing ____.", ["x"])]) == [*got, None]
-    assert cache._batch().round_trips >= 1  # some calls really shared a round trip
-    lock = RedisLock(cache.shared, "punchline:test-lock", ttl=5)
-    rival = RedisLock(cache.shared, "punchline:test-lock", ttl=5)
-    assert await lock.acquire()
-    assert not await rival.acquire()
-    await lock.release()  # the compare-and-delete Lua script, on the key's primary
-    assert await rival.acquire()
-    await rival.release()
-    await cache.aclose()
+    try:
+        combos = [(f"Async {i} ____.", ["cluster"]) for i in range(50)]
+        # Concurrent writes and reads: the batcher pipelines them across the three nodes.
+        await asyncio.gather(*(cache.aset(*combo, f"https://v.example/a{i}.mp4",
+                                          permanent=i % 2 == 0)
+                               for i, combo in enumerate(combos)))
+        got = await asyncio.gather(*(cache.aget(*combo) for combo in combos))
+        assert got == [f"https://v.example/a{i}.mp4" for i in range(50)]
+        assert await cache.aget_many(combos + [("Missing ____.", ["x"])]) == [*got, None]
+        assert cache.get_stats()["cache_type"] == "redis"
+        assert cache._batch().round_trips >= 1  # some calls really shared a round trip
+        lock = RedisLock(cache.shared, "punchline:test-lock", ttl=5)
+        rival = RedisLock(cache.shared, "punchline:test-lock", ttl=5)
+        assert await lock.acquire()
+        assert not await rival.acquire()
+        await lock.release()  # the compare-and-delete Lua script, on the key's primary
+        assert await rival.acquire()
+        await rival.release()
+    finally:
+        await cache.aclose()  # in this loop: a failure must not leak its sockets into the next
 
 
 def test_near_cache_is_invalidated_by_every_primary(cluster: ClusterTopology,

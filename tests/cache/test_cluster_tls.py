@@ -47,10 +47,16 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterTopolog
     topo.stop()
 
 
+# Timeouts with room for TLS handshakes on a loaded CI machine (the default 0.25 s is about
+# fail-fast, tested elsewhere); a wrong CA still fails at once.
+PATIENT = {"redis_connect_timeout": 2.0, "redis_socket_timeout": 2.0}
+
+
 def tls_settings(cluster: ClusterTopology, tmp_path: Path, ca: Path | None = None,
                  **overrides: object) -> Settings:
     assert cluster.tls is not None
-    return make_settings(tmp_path, cluster.url(), **cluster.tls.settings(ca), **overrides)
+    return make_settings(tmp_path, cluster.url(), **cluster.tls.settings(ca),
+                         **{**PATIENT, **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +97,7 @@ def test_the_url_form_and_its_settings(cluster: ClusterTopology, tmp_path: Path)
 def test_video_cache_across_slots(cluster: ClusterTopology, cache_factory: CacheFactory,
                                   peek: RedisCluster) -> None:
     assert cluster.tls is not None
-    cache = cache_factory(cluster.url(), **cluster.tls.settings())
+    cache = cache_factory(cluster.url(), **cluster.tls.settings(), **PATIENT)
     combos = [(f"Encrypted {i} ____.", ["in transit"]) for i in range(30)]
     for i, combo in enumerate(combos[:20]):
         cache.set(*combo, f"https://v.example/tls{i}.mp4", permanent=i % 2 == 0)
@@ -151,7 +157,7 @@ async def test_rate_limits_on_one_tls_server(cluster: ClusterTopology, tmp_path:
     server.start()
     try:
         settings = make_settings(tmp_path, f"rediss://:{PASSWORD}@127.0.0.1:{server.port}",
-                                 **cluster.tls.settings())
+                                 **cluster.tls.settings(), **PATIENT)
         limits = RateLimits.from_settings(settings)
         await limits.start()
         assert limits.backend == "redis"
