@@ -15,9 +15,37 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from tests.cluster.test_instances import seat
+from tests.cluster.test_rolling_restart import win_round
 from tests.support.app_server import REPO
 
 CHANNEL = "punchline-socketio"
+
+
+def channel_of(pid: int) -> str:
+    """The instances fixture gives its servers a channel of their own: read it back."""
+    for item in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+        if item.startswith(b"SOCKETIO_CHANNEL="):
+            return item.split(b"=", 1)[1].decode()
+    raise AssertionError("the instance has no SOCKETIO_CHANNEL")
+
+
+def run_doctor(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`python -m app.cli doctor` with `env`, as an operator would run it."""
+    return subprocess.run([sys.executable, "-m", "app.cli", "doctor"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+async def video_of_a_won_round(player: Any, web: Any) -> dict[str, Any]:
+    """Three players on `web` play one round; the `video_ready` all of them got for it."""
+    players = await seat(player, [web], ["Ada", "Bo", "Cy"])
+    await players[0].call("start_game")
+    won = await win_round(players, 1)
+    ready: dict[str, Any] = {}
+    for p in players:
+        ready = await p.wait_for("video_ready", lambda v: v["round"] == won["round"],
+                                 timeout=60)
+    return ready
 
 
 def worker_env(workdir: Path, redis_url: str, **extra: str) -> dict[str, str]:

@@ -4,8 +4,6 @@ see the queue and the worker."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +11,14 @@ import httpx
 import pytest
 
 from tests.cluster.conftest import Instances
-from tests.cluster.test_instances import seat
-from tests.cluster.test_rolling_restart import win_round
-from tests.support.app_server import REPO
 from tests.video.mp4 import decode
-from tests.worker.support import running_worker, worker_env
+from tests.worker.support import (
+    channel_of,
+    run_doctor,
+    running_worker,
+    video_of_a_won_round,
+    worker_env,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -27,18 +28,11 @@ async def test_an_external_worker_renders_a_played_win(
     shared = tmp_path / "shared-videos"  # the instance and the worker share the folder
     (web,) = instances(1, VIDEO_WORKER_MODE="external", VIDEO_DIR=str(shared))
     env = worker_env(tmp_path / "w", redis_url, VIDEO_DIR=str(shared),
-                     SOCKETIO_CHANNEL=_channel_of(web.process.pid))
-    doctor = subprocess.run([sys.executable, "-m", "app.cli", "doctor"], cwd=REPO,
-                            env={**env, "VIDEO_WORKER_MODE": "external"}, capture_output=True,
-                            text=True, timeout=60)
+                     SOCKETIO_CHANNEL=channel_of(web.process.pid))
+    doctor = run_doctor({**env, "VIDEO_WORKER_MODE": "external"})
     assert "render workers: none seen" in doctor.stdout and doctor.returncode == 1
     with running_worker(tmp_path / "w", env):
-        players = await seat(player, [web], ["Ada", "Bo", "Cy"])
-        await players[0].call("start_game")
-        won = await win_round(players, 1)
-        for p in players:
-            ready = await p.wait_for("video_ready", lambda v: v["round"] == won["round"],
-                                     timeout=60)
+        ready = await video_of_a_won_round(player, web)
         video = decode(shared / ready["video_url"].rsplit("/", 1)[1])
         assert video.frames > 24
         stats = httpx.get(f"{web.base_url}/api/video/stats").json()
@@ -49,14 +43,6 @@ async def test_an_external_worker_renders_a_played_win(
         metrics = httpx.get(f"{web.base_url}/metrics").text
         assert 'punchline_video_renders_total{priority="winner"} 1.0' in metrics
         assert 'punchline_video_queue_depth{priority="speculative"}' in metrics
-        doctor = subprocess.run([sys.executable, "-m", "app.cli", "doctor"], cwd=REPO, env=env,
-                                capture_output=True, text=True, timeout=60)
+        doctor = run_doctor(env)
         assert "render workers: 1 alive" in doctor.stdout, doctor.stdout
 
-
-def _channel_of(pid: int) -> str:
-    """The instances fixture gives its servers a channel of their own: read it back."""
-    for item in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
-        if item.startswith(b"SOCKETIO_CHANNEL="):
-            return item.split(b"=", 1)[1].decode()
-    raise AssertionError("the instance has no SOCKETIO_CHANNEL")

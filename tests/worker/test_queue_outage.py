@@ -32,13 +32,6 @@ pytestmark = pytest.mark.slow  # Redis is frozen for about 10 s in each
 FROZEN_SECONDS = 10.0
 
 
-def _channel_of(pid: int) -> str:
-    for item in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
-        if item.startswith(b"SOCKETIO_CHANNEL="):
-            return item.split(b"=", 1)[1].decode()
-    raise AssertionError("the instance has no SOCKETIO_CHANNEL")
-
-
 async def test_a_winner_during_a_freeze_is_rendered_here_and_cached_after_the_thaw(
         instances: Instances, player: Any, own_redis: RedisServer, tmp_path: Path) -> None:
     data = tmp_path / "data"
@@ -73,7 +66,7 @@ async def test_a_journaled_winner_of_a_killed_instance_is_adopted_when_redis_ret
         monkeypatch: pytest.MonkeyPatch) -> None:
     data = tmp_path / "shared-data"  # one host, one DATA_DIR: the journals are visible
     (a,) = instances(1, redis=own_redis.url, DATA_DIR=str(data))
-    monkeypatch.setattr(support, "CHANNEL", _channel_of(a.process.pid))
+    monkeypatch.setattr(support, "CHANNEL", support.channel_of(a.process.pid))
     players = await seat(player, [a], ["Ada", "Bo", "Cy"])
     await players[0].call("start_game")
     jobs = data / "video-jobs"

@@ -54,8 +54,14 @@ from tests.support.app_server import REPO
 from tests.support.redis_server import RedisServer
 from tests.support.topologies import ClusterTopology, SentinelTopology, wait_for
 from tests.video.mp4 import decode
-from tests.worker.support import RoomListener, running_worker, worker_env
-from tests.worker.test_external_workers import _channel_of
+from tests.worker.support import (
+    RoomListener,
+    channel_of,
+    run_doctor,
+    running_worker,
+    video_of_a_won_round,
+    worker_env,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -435,18 +441,12 @@ async def test_on_a_cluster_the_queue_lives_on_its_own_redis(
                        VIDEO_DIR=str(shared), VIDEO_QUEUE_REDIS_URL=queue_url)
     env = worker_env(tmp_path / "w", cluster.url(), VIDEO_DIR=str(shared),
                      VIDEO_QUEUE_REDIS_URL=queue_url,
-                     SOCKETIO_CHANNEL=_channel_of(web.process.pid))
+                     SOCKETIO_CHANNEL=channel_of(web.process.pid))
     with running_worker(tmp_path / "w", env):
-        players = await seat(player, [web], ["Ada", "Bo", "Cy"])
-        await players[0].call("start_game")
-        won = await win_round(players, 1)
-        for p in players:
-            ready = await p.wait_for("video_ready", lambda v: v["round"] == won["round"],
-                                     timeout=60)
+        ready = await video_of_a_won_round(player, web)
         assert decode(shared / ready["video_url"].rsplit("/", 1)[1]).frames > 24
         stats = httpx.get(f"{web.base_url}/api/video/stats").json()
-        doctor = subprocess.run([sys.executable, "-m", "app.cli", "doctor"], cwd=REPO, env=env,
-                                capture_output=True, text=True, timeout=60)
+        doctor = run_doctor(env)
     # The doctor looks for workers on the queue's own Redis, not on the Cluster.
     assert "render workers: 1 alive" in doctor.stdout, doctor.stdout  # the external worker
     assert SECRET not in doctor.stdout
@@ -475,8 +475,7 @@ def test_on_a_cluster_alone_the_worker_and_the_cli_refuse(
                          capture_output=True, text=True, timeout=60)
     assert cli.returncode == 1
     assert "set VIDEO_QUEUE_REDIS_URL" in cli.stderr
-    doctor = subprocess.run([sys.executable, "-m", "app.cli", "doctor"], cwd=REPO, env=env,
-                            capture_output=True, text=True, timeout=60)
+    doctor = run_doctor(env)
     assert "render queue: REDIS_URL (redis+cluster://" in doctor.stdout, doctor.stdout
     assert _cluster_queue_keys(cluster) == []
 
