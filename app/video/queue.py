@@ -340,7 +340,7 @@ class RenderQueue:
         if not orders or (view.replicas == 0 and not view.replicated_primary):
             return [Placed.CONFIRMED] * len(orders)
         call = ScriptCall(_LOCATE, (
-            self.counts_key, self.backlog._waiting,  # noqa: SLF001  # the backlog's own set
+            self.counts_key, self.backlog.waiting_set,
             self.backlog.admitted_hash, *(self.saq.job_id(o.job_key) for o in orders)),
             tuple(o.job_key for o in orders))
         if view.replicas > 0:

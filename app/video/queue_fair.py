@@ -137,7 +137,8 @@ class RedisBacklog:
         return f"{self.prefix}:depth:{p.label}"
 
     @property
-    def _waiting(self) -> str:
+    def waiting_set(self) -> str:
+        """Job keys of the orders waiting in the backlog (read by `RenderQueue.locate`)."""
         return f"{self.prefix}:waiting"
 
     @property
@@ -154,13 +155,13 @@ class RedisBacklog:
         payload = {**order.to_dict(), "job_key": order.job_key}
         raw = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
         result = await self._push(
-            keys=[self._ring(p), self._room_prefix(p) + order.room, self._waiting,
+            keys=[self._ring(p), self._room_prefix(p) + order.room, self.waiting_set,
                   self._depth_key(p)],
             args=[raw, order.room, order.job_key, limit])
         return int(result)
 
     async def pop(self, priority: Priority) -> RenderOrder | None:
-        raw = await self._pop(keys=[self._ring(priority), self._waiting,
+        raw = await self._pop(keys=[self._ring(priority), self.waiting_set,
                                     self._depth_key(priority), self.admitted_hash,
                                     self.admitted_at(priority)],
                               args=[self._room_prefix(priority), time.time()])
