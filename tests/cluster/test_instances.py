@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.cluster.conftest import Instances
-from tests.sockets.support import Client, by_id, of_round, round_state, submit_all
+from tests.sockets.support import Client, by_id, dealt, of_round, round_state, submit_all
 
 pytestmark = pytest.mark.slow  # each test starts two or three real instances
 
@@ -44,10 +44,11 @@ async def test_a_room_made_on_one_instance_is_played_from_the_others(
     chosen = subs["submissions"][0]["submission_id"]
     pick = await czar.call("pick_winner", {"submission_id": chosen})
     assert pick == {"ok": True}
+    state = await round_state(bo, 2)
     for p in (ada, bo, cy):
         won = await p.wait_for("round_won", of_round(1), timeout=TIMEOUT)
         hand = await p.wait_for("hand", of_round(2), timeout=TIMEOUT)  # to one player, any host
-        assert len(hand["cards"]) == 10
+        assert len(hand["cards"]) == dealt(state, p.player_id)
     assert sum(won["scores"].values()) == 1
 
 
@@ -70,7 +71,7 @@ async def test_a_killed_instance_s_players_play_on_from_another(
     hand = await back.wait_for("hand", timeout=TIMEOUT)
     took = time.monotonic() - killed
     assert took < 2.0, f"room_state after {took:.2f} s"
-    assert state["round"] == 1 and len(hand["cards"]) == 10
+    assert state["round"] == 1 and len(hand["cards"]) == dealt(state, ada.player_id)
     # Nobody submits: the timer A armed fires once (B or C claims it), voiding round 1.
     ended = await bo.wait_for("round_ended", of_round(1), timeout=TIMEOUT)
     assert ended["reason"] == "submit_timeout"

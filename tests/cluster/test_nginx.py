@@ -16,7 +16,7 @@ import pytest
 
 from deploy.nginx_config import Site, nginx_command, render_site, write_standalone
 from tests.cluster.conftest import NGINX, Balancer, Instances, Nginx
-from tests.sockets.support import Client, by_id, of_round, round_state, submit_all
+from tests.sockets.support import Client, by_id, dealt, of_round, round_state, submit_all
 from tests.support.app_server import AppServer
 
 TIMEOUT = 10.0
@@ -133,7 +133,7 @@ async def test_players_play_on_through_nginx_after_their_instance_is_killed(
         assert sum(resumed["scores"].values()) == 1  # round 1's point survived the kill
         for p in players:
             hand = await p.wait_for("hand", of_round(2), timeout=TIMEOUT)
-            assert len(hand["cards"]) == 10
+            assert len(hand["cards"]) == dealt(state, p.player_id)
         won = await finish_round(players, state)
         assert sum(won["scores"].values()) == 2
         # The hash still chose the dead instance for 127.0.0.1: nginx saw it refuse, and passed

@@ -222,6 +222,13 @@ def of_round(rnd: int) -> Callable[[Any], bool]:
     return lambda payload: bool(payload["round"] == rnd)
 
 
+def dealt(state: dict[str, Any], player_id: str, hand_size: int = 10) -> int:
+    """How many cards ``player_id`` holds in the round of ``state``: the hand size, plus the black
+    card's extra draw (pick-3 cards deal 2 more) for everyone but the czar."""
+    extra = state["black_card"]["draw"] if player_id != state["czar_id"] else 0
+    return hand_size + int(extra)
+
+
 def by_id(players: list[Client], player_id: str) -> Client:
     return next(p for p in players if p.player_id == player_id)
 

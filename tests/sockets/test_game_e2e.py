@@ -15,6 +15,7 @@ from tests.sockets.support import (
     LiveServer,
     by_id,
     czar_and_others,
+    dealt,
     eventually,
     of_round,
     play_first_round,
@@ -39,8 +40,7 @@ async def test_full_game_to_the_score_limit(
         czars.append(state["czar_id"])
         for p in players:  # every hand is private and full
             hand = await p.wait_for("hand", of_round(rnd))
-            expected = 10 + (state["black_card"]["draw"] if p.player_id != state["czar_id"] else 0)
-            assert len(hand["cards"]) == expected
+            assert len(hand["cards"]) == dealt(state, p.player_id)
         await submit_all(players, state)
         czar = by_id(players, state["czar_id"])
         subs = await czar.wait_for("submissions", of_round(rnd))
