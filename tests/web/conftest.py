@@ -4,6 +4,7 @@ driven by Debian's Chromium through Playwright (../shared/TESTING.md, "A real br
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,15 @@ def js_errors() -> Iterator[JsErrors]:
     errors = JsErrors()
     yield errors
     assert errors.errors == [], errors.errors
+
+
+def submit_first_cards(page: Page) -> None:
+    """A player's turn through the UI: click as many cards as the black card picks, submit."""
+    pick_text = page.get_by_text(re.compile(r"^Pick \d$"))
+    cards = page.get_by_role("group", name="Your hand").get_by_role("button")
+    for i in range(int(pick_text.inner_text()[-1]) if pick_text.count() else 1):
+        cards.nth(i).click()
+    page.get_by_role("button", name="Submit").click()
 
 
 def axe_violations(page: Page) -> list[str]:

@@ -3,14 +3,13 @@ when `video_failed` comes (a provider that cannot be reached, no local fallback)
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Browser, expect
 
 from tests.support.app_server import AppServer, run_app_server
-from tests.web.conftest import JsErrors, web_env
+from tests.web.conftest import JsErrors, submit_first_cards, web_env
 
 pytestmark = pytest.mark.slow
 
@@ -50,11 +49,7 @@ def test_rendering_placeholder_then_failure_message(
         expect(page.get_by_role("heading", name="Round 1")).to_be_visible()
     czar = next(p for p in pages if p.get_by_text("You are the czar this round.").is_visible())
     for page in (p for p in pages if p is not czar):
-        hand = page.get_by_role("group", name="Your hand").get_by_role("button")
-        pick_text = page.get_by_text(re.compile(r"^Pick \d$"))
-        for i in range(int(pick_text.inner_text()[-1]) if pick_text.count() else 1):
-            hand.nth(i).click()
-        page.get_by_role("button", name="Submit").click()
+        submit_first_cards(page)
     czar.get_by_role("group", name="Submissions").get_by_role("button").first.click()
     czar.get_by_role("button", name="Pick winner").click()
     for page in pages:

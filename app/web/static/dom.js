@@ -28,6 +28,42 @@ export function swap(root, ...children) {
   }
 }
 
+// A press in progress: a pointer down, or Space down (a button clicks when Space is released).
+// Re-rendering then would replace the pressed element and the browser would drop its click, so a
+// broadcast that arrives mid-press waits for the release. A press never defers for more than
+// PRESS_LIMIT_MS (a key released outside the window sends no keyup).
+const PRESS_LIMIT_MS = 1000;
+let pressedAt = null;
+let waiting = null;
+
+function pressed() {
+  return pressedAt !== null && performance.now() - pressedAt < PRESS_LIMIT_MS;
+}
+
+function released() {
+  pressedAt = null;
+  if (!waiting) return;
+  const run = waiting;
+  waiting = null;
+  setTimeout(run); // after the click that the release fires
+}
+
+const isSpace = (e) => e.key === " ";
+addEventListener("pointerdown", () => { pressedAt = performance.now(); }, true);
+addEventListener("keydown", (e) => { if (isSpace(e)) pressedAt = performance.now(); }, true);
+addEventListener("keyup", (e) => { if (isSpace(e)) released(); }, true);
+addEventListener("pointerup", released, true);
+addEventListener("pointercancel", released, true);
+addEventListener("blur", (e) => { if (e.target === window) released(); }); // the window's own
+
+// True if `draw` must wait: it then runs once the press ends (at most PRESS_LIMIT_MS from now).
+export function deferWhilePressed(draw) {
+  if (!pressed()) return false;
+  if (!waiting) setTimeout(() => { if (waiting === draw) released(); }, PRESS_LIMIT_MS);
+  waiting = draw;
+  return true;
+}
+
 // The black card's text with its blanks filled by `whites` (as <strong>), or shown as blanks.
 export function sentence(black, whites = []) {
   const parts = black.split("_");

@@ -1,6 +1,6 @@
 // The Punchline web client: one page, screens rendered from the latest room_state and hand.
 import { clearSeat, connect, loadSeat, saveSeat } from "./net.js";
-import { h, plainSentence, sentence, swap } from "./dom.js";
+import { deferWhilePressed, h, plainSentence, sentence, swap } from "./dom.js";
 import { errorText, roundEndedText } from "./messages.js";
 
 const $ = (id) => document.getElementById(id);
@@ -382,6 +382,7 @@ function screenFor(room) {
 }
 
 function render() {
+  if (deferWhilePressed(render)) return;
   const room = state.room;
   const screen = screenFor(room);
   const badge = $("room-badge");
