@@ -1225,13 +1225,22 @@ def assemble(cfg: Config, rss: dict[str, int], marks: dict[str, dict[str, float]
     }
 
 
-def run(quick: bool = False, cfg: Config | None = None) -> dict[str, Any]:
-    """Every scenario with the same load (`quick`: 10 rooms, short phases)."""
+def run(quick: bool = False, cfg: Config | None = None,
+        only: list[str] | None = None) -> dict[str, Any]:
+    """Every scenario with the same load (`quick`: 10 rooms, short phases); `only`: just the
+    scenarios with these labels."""
     if cfg is None:
         cfg = quick_config() if quick or SCALE < 0.5 else Config()
+    chosen = scenarios(cfg)
+    if only:
+        unknown = set(only) - {s.label for s in chosen}
+        if unknown:
+            raise ValueError(f"unknown scenario(s) {sorted(unknown)}; "
+                             f"known: {[s.label for s in chosen]}")
+        chosen = [s for s in chosen if s.label in only]
     started = time.monotonic()
     runs: dict[str, Any] = {}
-    for scenario in scenarios(cfg):
+    for scenario in chosen:
         print(f"running {scenario.label}: {scenario.instances} instance(s) ...", flush=True)
         try:
             runs[scenario.label] = run_config(scenario)
@@ -1388,7 +1397,8 @@ def print_summary(results: dict[str, Any]) -> None:
     print(f"({results['duration_s']} s in all)")
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[Config, bool, Path | None]:
+def parse_args(argv: list[str] | None = None
+               ) -> tuple[Config, bool, Path | None, list[str]]:
     d = Config()
     p = argparse.ArgumentParser(prog="bench/bench_game.py", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="10 rooms, short phases (smoke run)")
@@ -1406,19 +1416,23 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, bool, Path | None
     p.add_argument("--no-write", action="store_true", help="do not write bench/results/game.json")
     p.add_argument("--output", type=Path, default=None,
                    help="write the results to this JSON file instead of bench/results/game.json")
+    p.add_argument("--scenario", action="append", default=[], metavar="LABEL",
+                   help="run only this scenario (repeatable, or comma-separated labels, e.g. "
+                        "'redis ×2'); default: all")
     a = p.parse_args(argv)
+    only = [label.strip() for arg in a.scenario for label in arg.split(",") if label.strip()]
     base = quick_config() if a.quick else d
     cfg = Config(rooms=a.rooms or base.rooms, players=a.players, client_procs=a.client_procs,
                  paced_seconds=a.paced_seconds or base.paced_seconds,
                  flat_seconds=a.flat_seconds or base.flat_seconds, think=a.think,
                  speculative=a.speculative, render_workers=a.render_workers,
                  narration=a.narration, log_level=a.log_level)
-    return cfg, a.no_write, a.output
+    return cfg, a.no_write, a.output, only
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    cfg, no_write, output = parse_args(argv)
-    result = run(cfg=cfg)
+    cfg, no_write, output, only = parse_args(argv)
+    result = run(cfg=cfg, only=only)
     print_summary(result)
     if output is not None:
         output.write_text(json.dumps(result, indent=1, default=str) + "\n")
