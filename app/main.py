@@ -30,6 +30,7 @@ from app.cache.connection import tls_options
 from app.core.config import Settings, get_settings
 from app.core.errors import install_error_handlers, use_error_shape_in_openapi
 from app.core.headers import HeaderLimit
+from app.core.heap import frozen_startup_heap
 from app.core.logging import configure_logging
 from app.core.ratelimit import RateLimits
 from app.core.shutdown import bounded_step
@@ -102,7 +103,8 @@ def create_app(settings: Settings | None = None, *, cache_facade: VideoCache | N
             async with video_lifespan(service, emit=emit_to_room):
                 await game_server.start()
                 try:
-                    yield
+                    with frozen_startup_heap():  # full GCs skip it: shorter loop stalls
+                        yield
                 finally:
                     async with bounded_step("game server"):
                         await game_server.stop()
