@@ -271,10 +271,12 @@ class CpuMeter:
         self.server_pids, self.redis_pid = server_pids, redis_pid
         self.dead_children = 0.0  # CPU of descendants seen before that have exited since
         self.seen: dict[int, float] = {}
+        self.ever: set[int] = set()  # every descendant seen (a killed instance's pool too)
 
     def read(self) -> dict[str, float]:
         children = 0.0
         alive = {child for pid in self.server_pids for child in descendants(pid)}
+        self.ever |= alive
         for pid in list(self.seen):
             if pid not in alive:
                 self.dead_children += self.seen.pop(pid)
@@ -1032,8 +1034,8 @@ def drive(cfg: Config, ctx: Any, servers: list[AppServer], redis_server: Any,
     if failed or len(results) < procs:
         raise RuntimeError(f"client processes failed: {failed or 'no result'}\n"
                            f"{servers[-1].log[-3000:]}")
-    ours = {os.getpid(), *pids, *meter.seen, *(w.pid for w in clients if w.pid),
-            *(w.pid for w in workers), *worker_meter.seen}
+    ours = {os.getpid(), *pids, *meter.ever, *(w.pid for w in clients if w.pid),
+            *(w.pid for w in workers), *worker_meter.ever}
     if redis_pid:
         ours.add(redis_pid)
     others = {phase: busiest_others(everyone[a], everyone[b], marks[b]["t"] - marks[a]["t"], ours)
