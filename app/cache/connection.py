@@ -153,10 +153,64 @@ def _sentinel_parts(settings: Settings, extra: dict[str, Any]
         options["username"] = address.username
     if address.password:
         options["password"] = address.password
-    # The sentinels fail fast too; without this redis-py would give them its default retries.
+    if address.tls:  # rediss+sentinel://: the sentinels and the data nodes speak TLS
+        options["ssl"] = True
+    # The sentinels fail fast too (without this redis-py would give them its default retries),
+    # and get the same TLS files.
     sentinel_options = {name: value for name, value in options.items()
-                        if name.startswith("socket_") or name == "retry"}
+                        if name.startswith(("socket_", "ssl")) or name == "retry"}
     return address, sentinel_options, options, client_only
+
+
+class SentinelLinkError(redis.exceptions.ConnectionError):
+    """A sentinel that could not be asked, with its cause in its repr: redis-py 8 names each
+    failed sentinel in MasterNotFoundError's message by the repr of its error, which is only
+    the error's class, so a wrong CA would read "network:ConnectionError"."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def _readable(exc: Exception) -> SentinelLinkError:
+    return SentinelLinkError(str(exc) or type(exc).__name__)
+
+
+class _SentinelLink(redis.Redis):
+    """One sentinel's client, named in errors by its address (not a repr of its whole pool)."""
+
+    def __repr__(self) -> str:
+        kwargs = self.connection_pool.connection_kwargs
+        return f"sentinel {kwargs.get('host')}:{kwargs.get('port')}"
+
+    def sentinel_masters(self) -> Any:
+        try:
+            return super().sentinel_masters()
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            raise _readable(exc) from exc
+
+
+class _AsyncSentinelLink(aioredis.Redis):
+    __repr__ = _SentinelLink.__repr__
+
+    async def sentinel_masters(self) -> Any:
+        try:
+            return await super().sentinel_masters()
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            raise _readable(exc) from exc
+
+
+class _Sentinel(redis.sentinel.Sentinel):
+    def __init__(self, sentinels: list[tuple[str, int]], **options: Any) -> None:
+        super().__init__(sentinels, **options)  # type: ignore[no-untyped-call]
+        self.sentinels = [_SentinelLink(host=host, port=port, **self.sentinel_kwargs)
+                          for host, port in sentinels]
+
+
+class _AsyncSentinel(aiosentinel.Sentinel):
+    def __init__(self, sentinels: list[tuple[str, int]], **options: Any) -> None:
+        super().__init__(sentinels, **options)  # type: ignore[no-untyped-call]
+        self.sentinels = [_AsyncSentinelLink(host=host, port=port, **self.sentinel_kwargs)
+                          for host, port in sentinels]
 
 
 class _SentinelPool(redis.sentinel.SentinelConnectionPool):
@@ -242,8 +296,7 @@ def make_sync_client(settings: Settings, **extra: Any) -> redis.Redis:
         return redis.Redis.from_url(effective_url(settings),
                                     **{**client_options(settings), **extra})
     address, sentinel_options, pool_options, client_only = _sentinel_parts(settings, extra)
-    manager = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
-        list(address.nodes), sentinel_kwargs=sentinel_options)
+    manager = _Sentinel(list(address.nodes), sentinel_kwargs=sentinel_options)
     pool = _SentinelPool(  # type: ignore[no-untyped-call]
         address.service, manager, **pool_options)
     client = redis.Redis(connection_pool=pool, **client_only)
@@ -259,8 +312,7 @@ def make_async_client(settings: Settings, **extra: Any) -> aioredis.Redis:
         return aioredis.Redis.from_url(effective_url(settings),
                                        **{**client_options(settings), **extra})
     address, sentinel_options, pool_options, client_only = _sentinel_parts(settings, extra)
-    manager = aiosentinel.Sentinel(  # type: ignore[no-untyped-call]
-        list(address.nodes), sentinel_kwargs=sentinel_options)
+    manager = _AsyncSentinel(list(address.nodes), sentinel_kwargs=sentinel_options)
     pool = _AsyncSentinelPool(  # type: ignore[no-untyped-call]
         address.service, manager, **pool_options)
     client = aioredis.Redis(connection_pool=pool, **client_only)

@@ -18,12 +18,12 @@ import redis
 
 from app.cache.connection import (
     cluster_address,
-    effective_url,
     sentinel_address,
     sentinel_clients,
 )
 from app.cache.errors import CacheBackendError, mapped_errors
 from app.core.config import Settings
+from app.core.redis_url import uses_tls
 
 Status = Literal["ok", "warn", "fail"]
 
@@ -37,11 +37,11 @@ class Check:
 def topology_checks(settings: Settings, primary: redis.Redis) -> list[Check]:
     """`primary` is a connected client on the server the cache writes to."""
     address = sentinel_address(settings)
+    tls = " over TLS" if uses_tls(settings.redis_url) else ""
     if address is None:
-        tls = " over TLS" if effective_url(settings).startswith("rediss://") else ""
         checks = [Check("ok", f"topology: one server{tls}")]
     else:
-        checks = [Check("ok", f"topology: Sentinel, service {address.service}, "
+        checks = [Check("ok", f"topology: Sentinel{tls}, service {address.service}, "
                               f"{len(address.nodes)} sentinel(s) listed")]
         checks += _sentinel_checks(settings, address.service or "")
     try:

@@ -12,7 +12,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from redis.connection import parse_url
 
-from app.core.redis_url import CLUSTER_SCHEMES, parse_multi_host, uses_tls
+from app.core.redis_url import CLUSTER_SCHEMES, SENTINEL_SCHEMES, parse_multi_host, uses_tls
 
 
 def _well_formed(name: str, url: str) -> str:
@@ -198,11 +198,10 @@ class Settings(BaseSettings):
         scheme = urlsplit(url).scheme
         if scheme in {"memory", "mem"}:
             return url
-        if scheme not in {"redis", "rediss", "unix", "redis+sentinel", "valkey+sentinel",
-                          *CLUSTER_SCHEMES}:
+        if scheme not in {"redis", "rediss", "unix", *SENTINEL_SCHEMES, *CLUSTER_SCHEMES}:
             raise ValueError("REDIS_URL must start with redis://, rediss://, unix://, "
-                             "redis+sentinel://, redis+cluster://, rediss+cluster:// or "
-                             "memory://")
+                             "redis+sentinel://, rediss+sentinel://, redis+cluster://, "
+                             "rediss+cluster:// or memory://")
         return _well_formed("REDIS_URL", url)
 
     @field_validator("cors_origins", mode="before")
@@ -246,10 +245,11 @@ class Settings(BaseSettings):
     @classmethod
     def _check_socketio_redis_url(cls, url: str) -> str:
         scheme = urlsplit(url).scheme
-        if url and scheme not in {"redis", "rediss", "unix", "redis+sentinel"}:
-            raise ValueError("SOCKETIO_REDIS_URL must start with redis://, rediss://, unix:// or "
-                             "redis+sentinel:// (python-socketio has no Cluster URL; any one "
-                             "cluster node's classic Pub/Sub is cluster-wide)")
+        if url and scheme not in {"redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel"}:
+            raise ValueError("SOCKETIO_REDIS_URL must start with redis://, rediss://, unix://, "
+                             "redis+sentinel:// or rediss+sentinel:// (python-socketio has no "
+                             "Cluster URL; any one cluster node's classic Pub/Sub is "
+                             "cluster-wide)")
         return url
 
     @field_validator("video_queue_redis_url")
@@ -262,9 +262,9 @@ class Settings(BaseSettings):
             raise ValueError("VIDEO_QUEUE_REDIS_URL cannot be a Cluster: the render queue (SAQ) "
                              "needs one server or a Sentinel service; give a redis://, rediss:// "
                              "or redis+sentinel:// URL (docs/videos.md)")
-        if scheme not in {"redis", "rediss", "unix", "redis+sentinel", "valkey+sentinel"}:
-            raise ValueError("VIDEO_QUEUE_REDIS_URL must start with redis://, rediss://, unix:// "
-                             "or redis+sentinel://")
+        if scheme not in {"redis", "rediss", "unix", *SENTINEL_SCHEMES}:
+            raise ValueError("VIDEO_QUEUE_REDIS_URL must start with redis://, rediss://, unix://, "
+                             "redis+sentinel:// or rediss+sentinel://")
         return _well_formed("VIDEO_QUEUE_REDIS_URL", url)
 
     @model_validator(mode="after")
@@ -281,8 +281,8 @@ class Settings(BaseSettings):
                  "REDIS_TLS_KEY_FILE": self.redis_tls_key_file}
         given = {name: path for name, path in files.items() if path is not None}
         if given and not uses_tls(self.redis_url):
-            raise ValueError(f"{', '.join(given)} apply to rediss+cluster:// and rediss:// "
-                             "URLs only")
+            raise ValueError(f"{', '.join(given)} apply to rediss+cluster://, "
+                             "rediss+sentinel:// and rediss:// URLs only")
         for name, path in given.items():
             if not path.is_file():
                 raise ValueError(f"{name}: {path} is not a readable file")

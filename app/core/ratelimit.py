@@ -111,7 +111,7 @@ def _redis_storage(redis_url: str, url: str, timeout: float, key_prefix: str,
     topology = topology_of(redis_url)
     if uses_tls(redis_url):
         options.update(tls)
-        if topology == "cluster":  # rediss:// picks redis-py's SSL connection; a cluster needs ssl
+        if topology != "standalone":  # rediss:// picks redis-py's SSL connection; these need ssl
             options["ssl"] = True
     if topology == "cluster":
         # The asyncio RedisCluster takes no retry_on_timeout; with `retry` at 0 none happens.
@@ -122,8 +122,8 @@ def _redis_storage(redis_url: str, url: str, timeout: float, key_prefix: str,
         address = parse_multi_host(redis_url)
         # The URL's password is the data nodes' (as for the cache): the sentinels get none.
         sentinel_kwargs: dict[str, Any] = {
-            "password": None, **{name: options[name] for name in
-                                 ("socket_connect_timeout", "socket_timeout", "retry")}}
+            "password": None, **{name: value for name, value in options.items()
+                                 if name.startswith(("socket_", "ssl")) or name == "retry"}}
         return RedisSentinelStorage(url, implementation="redispy", key_prefix=key_prefix,
                                     use_replicas=False, db=address.db,
                                     sentinel_kwargs=sentinel_kwargs, **options), None

@@ -8,6 +8,9 @@ share it. The forms:
     redis+sentinel://[user:pw@]h1:p1,h2:p2/db/service
                                               Sentinel; python-socketio's format, so one URL
                                               serves the cache, game state and Socket.IO
+    rediss+sentinel://[user:pw@]h1:p1,h2:p2/db/service
+                                              Sentinel over TLS: the sentinels and the data
+                                              nodes all speak TLS (REDIS_TLS_* settings)
     redis+cluster://[user:pw@]h1:p1,h2:p2     Cluster startup nodes
     rediss+cluster://[user:pw@]h1:p1,h2:p2    Cluster over TLS (REDIS_TLS_* settings): the
                                               extra "s" of rediss:// on the Cluster form
@@ -28,9 +31,9 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 Topology = Literal["memory", "standalone", "sentinel", "cluster"]
 MEMORY_SCHEMES = frozenset({"memory", "mem"})
 STANDALONE_SCHEMES = frozenset({"redis", "rediss", "unix"})
-SENTINEL_SCHEMES = frozenset({"redis+sentinel", "valkey+sentinel"})
+SENTINEL_SCHEMES = frozenset({"redis+sentinel", "valkey+sentinel", "rediss+sentinel"})
 CLUSTER_SCHEMES = frozenset({"redis+cluster", "rediss+cluster"})
-TLS_SCHEMES = frozenset({"rediss", "rediss+cluster"})
+TLS_SCHEMES = frozenset({"rediss", "rediss+cluster", "rediss+sentinel"})
 DEFAULT_SENTINEL_PORT = 26379
 SECRET_QUERY_KEYS = frozenset({"password", "username"})
 SENTINEL_EXAMPLE = "redis+sentinel://host1:26379,host2:26379/0/mymaster"
@@ -54,7 +57,7 @@ class RedisAddress:
 
 
 def uses_tls(url: str) -> bool:
-    """Whether REDIS_URL asks for TLS (`rediss://`, `rediss+cluster://`)."""
+    """Whether REDIS_URL asks for TLS (`rediss://`, `rediss+cluster://`, `rediss+sentinel://`)."""
     return urlsplit(url).scheme in TLS_SCHEMES
 
 

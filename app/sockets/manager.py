@@ -34,12 +34,13 @@ from app.core.redis_url import parse_multi_host, topology_of
 logger = logging.getLogger(__name__)
 
 RECONNECT_SECONDS = 1.0
+CONNECT_TIMEOUT = 0.5  # seconds, to Redis and to the sentinels
 MAX_QUEUED = 10_000  # messages; past it (Redis far too slow) emits reach local clients only
 
 
 class GameRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
     def __init__(self, url: str, *, channel: str, write_only: bool = False,
-                 publish_timeout: float = 0.5, connect_timeout: float = 0.5,
+                 publish_timeout: float = 0.5, connect_timeout: float = CONNECT_TIMEOUT,
                  tls: Mapping[str, Any] | None = None) -> None:
         super().__init__(url, channel=channel, write_only=write_only, logger=logger,
                          redis_options={"socket_connect_timeout": connect_timeout,
@@ -94,6 +95,11 @@ class GameRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
             await self.pubsub.aclose()
         if self.redis is not None:
             await self.redis.aclose()
+            # With Sentinel, the links to the sentinels belong to python-socketio's Sentinel
+            # object, which the client's close leaves open.
+            sentinels = getattr(self.redis.connection_pool, "sentinel_manager", None)
+            if sentinels is not None:
+                await sentinels.aclose()
         self.connected = False
 
     async def _redis_listen_with_retries(self) -> AsyncIterator[Any]:
@@ -146,11 +152,22 @@ def client_manager(url: str, channel: str, *, write_only: bool = False,
 
     Render workers and other processes that only emit pass ``write_only=True``. ``tls``:
     redis-py's ssl_* options (``connection.tls_options``: REDIS_TLS_*), used when the Pub/Sub
-    URL is ``rediss://``; python-socketio passes them to ``Redis.from_url``."""
+    URL is ``rediss://`` (python-socketio passes them to ``Redis.from_url``) or
+    ``rediss+sentinel://``."""
     from app.cache.connection import is_memory_url
 
     if is_memory_url(url):
         return None
-    url = pubsub_url(url)
-    return GameRedisManager(url, channel=channel, write_only=write_only,
-                            tls=tls if url.startswith("rediss://") else None)
+    url = shown = pubsub_url(url)
+    options: dict[str, Any] | None = None
+    if url.startswith("rediss://"):
+        options = dict(tls or {})
+    elif url.startswith("rediss+sentinel://"):
+        # python-socketio knows redis+sentinel:// only: TLS goes in as redis-py options, for the
+        # master's connections and (sentinel_kwargs) the sentinels'.
+        url = "redis+sentinel://" + url.removeprefix("rediss+sentinel://")
+        options = {"ssl": True, **(tls or {})}
+        options["sentinel_kwargs"] = {**options, "socket_connect_timeout": CONNECT_TIMEOUT}
+    manager = GameRedisManager(url, channel=channel, write_only=write_only, tls=options)
+    manager.masked_url = mask_url(shown)  # rediss+sentinel:// stays so in the logs
+    return manager

@@ -33,27 +33,33 @@ def wait_for(condition: object, timeout: float, what: str, interval: float = 0.0
 
 
 class SentinelTopology:
-    """A master, `replicas` replicas and one sentinel monitoring them as `mymaster`."""
+    """A master, `replicas` replicas and one sentinel monitoring them as `mymaster`.
 
-    def __init__(self, workdir: Path, replicas: int = 1, password: str | None = None) -> None:
+    `tls=True`: every server and the sentinel speak TLS only (no plain port), replication and
+    the sentinel's links to the servers too; certificates in `self.tls`, URL `rediss+sentinel://`.
+    """
+
+    def __init__(self, workdir: Path, replicas: int = 1, password: str | None = None,
+                 tls: bool = False) -> None:
         self.workdir = workdir
         self.password = password
+        self.tls = TlsFiles(workdir / "certs") if tls else None
         # The master must not wait 5 s before a diskless sync, or the replica link waits too.
-        self.master = RedisServer(workdir / "master", password=password,
-                                  extra_args=self._auth_args("--repl-diskless-sync-delay", "0"))
+        self.master = self._server(workdir / "master", "--repl-diskless-sync-delay", "0")
         self.replicas = [
-            RedisServer(workdir / f"replica{i}", password=password,
-                        extra_args=self._auth_args("--replicaof", "127.0.0.1",
-                                                   str(self.master.port),
-                                                   "--repl-diskless-sync-delay", "0"))
+            self._server(workdir / f"replica{i}", "--replicaof", "127.0.0.1",
+                         str(self.master.port), "--repl-diskless-sync-delay", "0")
             for i in range(replicas)]
         self.sentinel_port = free_port()
         self.sentinel_process: subprocess.Popen[bytes] | None = None
 
-    def _auth_args(self, *args: str) -> tuple[str, ...]:
-        if self.password is None:
-            return args
-        return (*args, "--masterauth", self.password)
+    def _server(self, workdir: Path, *args: str) -> RedisServer:
+        if self.password is not None:
+            args = (*args, "--masterauth", self.password)
+        if self.tls is None:
+            return RedisServer(workdir, password=self.password, extra_args=args)
+        return TlsOnlyRedisServer(workdir, self.tls, password=self.password,
+                                  extra_args=(*args, "--tls-replication", "yes"))
 
     @property
     def servers(self) -> list[RedisServer]:
@@ -61,11 +67,13 @@ class SentinelTopology:
 
     def url(self, db: int = 0, user: str = "") -> str:
         auth = f"{user}:{self.password}@" if self.password else ""
-        return f"redis+sentinel://{auth}127.0.0.1:{self.sentinel_port}/{db}/{SERVICE}"
+        scheme = "rediss+sentinel" if self.tls else "redis+sentinel"
+        return f"{scheme}://{auth}127.0.0.1:{self.sentinel_port}/{db}/{SERVICE}"
 
     def sentinel(self) -> redis.Redis:
+        tls = self.tls.client_options() if self.tls else {}
         return redis.Redis(host="127.0.0.1", port=self.sentinel_port, socket_timeout=2,
-                           decode_responses=True)
+                           decode_responses=True, **tls)
 
     def start(self) -> None:
         self.master.start()
@@ -86,6 +94,10 @@ class SentinelTopology:
                  f"sentinel failover-timeout {SERVICE} 3000"]
         if self.password:
             lines.append(f"sentinel auth-pass {SERVICE} {self.password}")
+        if self.tls:  # the client certificate is also the one it shows to the servers
+            lines[0] = f"port 0\ntls-port {self.sentinel_port}"
+            lines += [f"tls-cert-file {self.tls.client[0]}", f"tls-key-file {self.tls.client[1]}",
+                      f"tls-ca-cert-file {self.tls.ca[0]}", "tls-replication yes"]
         config.write_text("\n".join(lines) + "\n")
         self.sentinel_process = subprocess.Popen(
             [redis_server_binary(), str(config), "--sentinel"],
