@@ -90,9 +90,10 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 ACK_TIMEOUT = 15.0
 BARRIER_TIMEOUT = 180.0
-# Seconds between SIGTERM and SIGKILL (tests/support waits 10 s): a server that keeps draining
-# its render backlog past this is reported as hung.
-SHUTDOWN_GRACE = 6.0
+# Seconds between SIGTERM and SIGKILL: Docker's default stop timeout, as in tests/support. A
+# server with rooms in memory drains its local renders for up to 8 s (LOCAL_DRAIN_SECONDS in
+# app/video/lifespan.py), which a 6 s grace used to report as hung; past 10 s it is hung.
+SHUTDOWN_GRACE = 10.0
 WINDOW = 4.0  # seconds of the latency-over-time series
 KILL_DELAY = 2.5  # seconds between the end of play and the failover's SIGKILL
 
