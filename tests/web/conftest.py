@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.support.app_server import AppServer, run_app_server
 
@@ -84,6 +85,25 @@ def js_errors() -> Iterator[JsErrors]:
     errors = JsErrors()
     yield errors
     assert errors.errors == [], errors.errors
+
+
+VIDEO_PLAYING = """() => {
+  const v = document.querySelector('#reveal video');
+  return v !== null && v.readyState >= 2 && v.duration > 0 && !v.paused;
+}"""
+
+
+def wait_for_video(page: Page, server: AppServer) -> None:
+    try:
+        page.wait_for_function(VIDEO_PLAYING, timeout=30_000)
+    except PlaywrightTimeoutError:
+        state = page.evaluate("""() => {
+          const v = document.querySelector('#reveal video');
+          return {reveal: document.querySelector('#reveal').innerText, video: v && {
+            src: v.currentSrc, readyState: v.readyState, duration: v.duration, paused: v.paused,
+            networkState: v.networkState, error: v.error && v.error.message}};
+        }""")
+        raise AssertionError(f"no playing video: {state}\n{server.log[-3000:]}") from None
 
 
 def submit_first_cards(page: Page) -> None:

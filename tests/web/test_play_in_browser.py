@@ -11,21 +11,14 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
-from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.support.app_server import AppServer
-from tests.web.conftest import SHOTS, JsErrors, axe_violations
+from tests.web.conftest import SHOTS, JsErrors, axe_violations, wait_for_video
 
 pytestmark = pytest.mark.slow
 
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
-VIDEO_PLAYING = """() => {
-  const v = document.querySelector('#reveal video');
-  return v !== null && v.readyState >= 2 && v.duration > 0 && !v.paused;
-}"""
-
-
 def no_horizontal_scroll(page: Page) -> None:
     width = page.evaluate("() => document.documentElement.scrollWidth")
     assert page.viewport_size is not None and width <= page.viewport_size["width"], width
@@ -46,19 +39,6 @@ def check_screen(page: Page, screen: str, seen: list[str]) -> None:
             page.screenshot(path=str(Path(SHOTS) / f"{screen}-{size}.png"), full_page=True)
     page.set_viewport_size(own)
     assert axe_violations(page) == [], screen
-
-
-def wait_for_video(page: Page, server: AppServer) -> None:
-    try:
-        page.wait_for_function(VIDEO_PLAYING, timeout=30_000)
-    except PlaywrightTimeoutError:
-        state = page.evaluate("""() => {
-          const v = document.querySelector('#reveal video');
-          return {reveal: document.querySelector('#reveal').innerText, video: v && {
-            src: v.currentSrc, readyState: v.readyState, duration: v.duration, paused: v.paused,
-            networkState: v.networkState, error: v.error && v.error.message}};
-        }""")
-        raise AssertionError(f"no playing video: {state}\n{server.log[-3000:]}") from None
 
 
 def form(page: Page, name: str) -> Locator:

@@ -12,12 +12,14 @@ const state = {
   chosen: null, // the czar's chosen submission_id
   submissions: null, // latest `submissions` event
   reveal: null, // {round, black, whites, winner, url, failed}
+  closedReveal: null, // the round whose reveal the player closed
   gameOver: null,
   screen: null, // which screen's skeleton is on the page
   decks: null,
 };
 let net;
 let deadline = null; // performance.now() when the round timer runs out
+let catchUp = false; // the next room_state follows a (re)connection to a seat
 
 // --- notices and banner ---------------------------------------------------------------------
 
@@ -45,6 +47,36 @@ function onRoomState(room) {
   deadline = room.seconds_left == null ? null : performance.now() + room.seconds_left * 1000;
   banner(false);
   render();
+  if (catchUp) {
+    catchUp = false;
+    catchUpReveal(room);
+  }
+}
+
+// Back in a seat after a reload, or after a drop (an instance that died, a network that came
+// back): the latest winner may be missing from the screen, or its video_ready may have been
+// sent while this page was away. The room's history has the winner and the video's address.
+async function catchUpReveal(room) {
+  const latest = room.phase === "game_over" ? room.round : room.round - 1;
+  if (state.reveal?.round === latest && state.reveal.url) return;
+  let rounds;
+  try {
+    const res = await fetch(`/api/rooms/${encodeURIComponent(room.room_code)}/history`);
+    if (!res.ok) return;
+    ({ rounds } = await res.json());
+  } catch {
+    return; // a courtesy: the game goes on without it
+  }
+  const last = rounds.at(-1);
+  if (!last || last.outcome !== "won" || last.round !== latest || !last.video_url) return;
+  if (state.room?.round !== room.round || state.closedReveal === last.round) return;
+  if (state.reveal?.round !== last.round) { // none, or an older round's
+    state.reveal = { round: last.round, black: last.black_card, whites: last.white_cards,
+      winner: last.winner_name, url: null, failed: null };
+  }
+  // The file may still be rendering: then the <video> fails, and video_ready brings it later.
+  state.reveal.url ??= last.video_url;
+  renderReveal();
 }
 
 function onHand(hand) {
@@ -88,6 +120,7 @@ const handlers = {
     document.body.dataset.connected = "true"; // for tests and styles: the socket is open
     banner(false);
     if (!loadSeat()) render();
+    else catchUp = true;
   },
   disconnect: (reason) => {
     document.body.dataset.connected = "false";
@@ -431,6 +464,12 @@ function renderReveal() {
     video.addEventListener("canplay", () => video.play().catch(() => {
       // refused (a browser's policy): the controls are there to start it
     }), { once: true });
+    video.addEventListener("error", () => { // not there yet (a catch-up): wait for video_ready
+      if (state.reveal === r && r.url === video.getAttribute("src")) {
+        r.url = null;
+        renderReveal();
+      }
+    }, { once: true });
   } else if (r.failed) {
     media = h("p", { class: "video-msg error" }, "The video could not be made this time.");
   } else {
@@ -440,6 +479,7 @@ function renderReveal() {
     h("div", { class: "reveal-head" },
       h("h2", {}, `${r.winner} wins round ${r.round}`),
       h("button", { class: "small", "aria-label": "Close the winner", onclick: () => {
+        state.closedReveal = r.round;
         state.reveal = null;
         renderReveal();
       } }, "Close")),
