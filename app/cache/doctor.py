@@ -41,7 +41,9 @@ def diagnose(settings: Settings) -> list[Check]:
     else:
         checks += _redis_checks(settings)
     checks += _journal_checks(settings)
-    return checks
+    from app.video.doctor import storage_checks  # the videos' store, next to the cache's
+
+    return checks + storage_checks(settings)
 
 
 def _redis_checks(settings: Settings) -> list[Check]:

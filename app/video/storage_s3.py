@@ -77,12 +77,12 @@ def _mapped(what: str) -> Iterator[None]:
         raise ObjectStoreError(f"{what}: {type(exc).__name__}") from exc
 
 
-def make_client(settings: Settings) -> S3Client:
+def make_client(settings: Settings, *, attempts: int = 4) -> S3Client:
     """A boto3 S3 client for the settings. Empty credentials use boto3's own chain."""
     config = Config(
         signature_version="s3v4",  # presigned URLs too: R2 accepts SigV4 only
         connect_timeout=3, read_timeout=20,
-        retries={"max_attempts": 4, "mode": "standard"},
+        retries={"max_attempts": attempts, "mode": "standard"},
         s3={"addressing_style": settings.s3_addressing_style},
     )
     session = boto3.session.Session()

@@ -22,8 +22,10 @@ from fastapi import FastAPI
 from PIL import Image
 from pydantic import ValidationError
 
+from app.cache.doctor import diagnose
 from app.core.cards import Combination
 from app.core.config import Settings
+from app.video.doctor import storage_checks
 from app.video.errors import StorageError
 from app.video.mp4 import open_video
 from app.video.reindex import reindex
@@ -31,7 +33,7 @@ from app.video.render import RenderJob, render_video
 from app.video.routes import get_video_storage, router
 from app.video.storage import VideoMeta, VideoStorage, build_storage, sha_of_key
 from app.video.storage_s3 import ObjectStoreError, S3VideoStorage, make_client
-from tests.support.redis_server import RedisServer
+from tests.support.redis_server import RedisServer, free_port
 from tests.support.s3_server import ACCESS_KEY, S3Server
 from tests.video.conftest import ServiceFactory, video_settings
 from tests.video.mp4 import decode
@@ -310,3 +312,39 @@ def test_settings_validate_the_bucket_configuration(tmp_path: Path) -> None:
     settings = Settings(_env_file=None, s3_prefix="/clips", s3_public_base_url="https://cdn.x/")
     assert (settings.s3_prefix, settings.s3_public_base_url) == ("clips/", "https://cdn.x")
     assert type(build_storage(video_settings(tmp_path))) is VideoStorage
+
+
+# --- doctor ---------------------------------------------------------------------------------
+
+
+def test_doctor_checks_the_bucket(s3_server: S3Server, settings: Settings, tmp_path: Path,
+                                  bucket: str) -> None:
+    [ok] = storage_checks(settings)
+    assert ok.status == "ok"
+    assert ok.text == (f"video storage: bucket {bucket} at {s3_server.endpoint} answers "
+                       f"(players fetch from {s3_server.endpoint}/{bucket})")
+    private = s3_settings(s3_server, tmp_path, bucket, public=False)
+    assert "presigned" in storage_checks(private)[0].text
+
+    [missing] = storage_checks(s3_settings(s3_server, tmp_path, bucket + "-gone"))
+    assert missing.status == "fail"
+    assert missing.text == (f"video storage: bucket {bucket}-gone at {s3_server.endpoint}: "
+                            "404 (no such bucket)")
+    closed = f"http://127.0.0.1:{free_port()}"
+    [down] = storage_checks(settings.model_copy(update={"s3_endpoint_url": closed}))
+    assert down.status == "fail"
+    assert down.text == f"video storage: bucket {bucket} at {closed} unreachable: " \
+                        "EndpointConnectionError"
+    # The whole doctor has it, and never prints the secret key.
+    lines = [f"{c.status} {c.text}" for c in diagnose(settings)]
+    assert f"ok {ok.text}" in lines
+    assert SECRET not in "\n".join(lines)
+
+
+def test_doctor_checks_the_local_folder(tmp_path: Path) -> None:
+    [ok] = storage_checks(video_settings(tmp_path))
+    assert ok.status == "ok" and str(tmp_path / "videos") in ok.text
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    [bad] = storage_checks(video_settings(tmp_path, video_dir=blocker / "videos"))
+    assert bad.status == "fail" and "is not writable" in bad.text
