@@ -138,9 +138,9 @@ class Settings(BaseSettings):
     # memory with memory://). "external": it only enqueues; `python -m app.worker` renders.
     video_worker_mode: Literal["embedded", "external"] = "embedded"
     video_queue_name: str = Field(default="punchline-video", min_length=1, max_length=60)
-    # The queue's own Redis (redis://, rediss:// or redis+sentinel://) when it differs from
-    # REDIS_URL; needed to use the queue when REDIS_URL is a Cluster, where SAQ cannot run
-    # (docs/videos.md). Empty: REDIS_URL.
+    # The queue's own Redis (redis://, rediss://, redis+sentinel:// or rediss+sentinel://) when
+    # it differs from REDIS_URL; needed to use the queue when REDIS_URL is a Cluster, where SAQ
+    # cannot run (docs/videos.md). Empty: REDIS_URL.
     video_queue_redis_url: str = Field(default="", repr=False)
     video_worker_concurrency: int = Field(default=1, ge=1, le=16)  # jobs at once per worker
     # A job whose worker sent no heartbeat for this long is taken back (sweep every third).
@@ -260,8 +260,8 @@ class Settings(BaseSettings):
             return url
         if scheme in CLUSTER_SCHEMES:
             raise ValueError("VIDEO_QUEUE_REDIS_URL cannot be a Cluster: the render queue (SAQ) "
-                             "needs one server or a Sentinel service; give a redis://, rediss:// "
-                             "or redis+sentinel:// URL (docs/videos.md)")
+                             "needs one server or a Sentinel service; give a redis://, rediss://, "
+                             "redis+sentinel:// or rediss+sentinel:// URL (docs/videos.md)")
         if scheme not in {"redis", "rediss", "unix", *SENTINEL_SCHEMES}:
             raise ValueError("VIDEO_QUEUE_REDIS_URL must start with redis://, rediss://, unix://, "
                              "redis+sentinel:// or rediss+sentinel://")

@@ -15,16 +15,22 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+_serving = 0  # apps in this process inside the block (tests run several)
+
 
 @contextmanager
 def frozen_startup_heap() -> Iterator[None]:
     """Freeze what exists now for the duration of the block (the app's serving life).
 
     No collection first: a full one right after start-up finds next to no garbage, and would
-    add 40-60 ms to every app start (tests start hundreds)."""
+    add 40-60 ms to every app start (tests start hundreds). The freeze is process-wide, so it is
+    counted: the last app to stop thaws the heap, not the first."""
+    global _serving
+    _serving += 1
     gc.freeze()
     try:
         yield
     finally:
-        # Collectable again: tests run many apps, one after the other, in one process.
-        gc.unfreeze()
+        _serving -= 1
+        if _serving == 0:  # collectable again: tests run many apps one after the other
+            gc.unfreeze()

@@ -50,7 +50,8 @@ def _bucket_check(settings: Settings) -> Check:
         return Check("fail", f"video storage: {where}: {code}"
                              + (f" ({meaning})" if meaning else ""))
     except BotoCoreError as exc:
-        return Check("fail", f"video storage: {where} unreachable: {type(exc).__name__}")
+        # unreachable, no credentials, a timeout...: the error's class says which
+        return Check("fail", f"video storage: {where} failed: {type(exc).__name__}")
     finally:
         client.close()
     served = (f"players fetch from {settings.s3_public_base_url}" if settings.s3_public_base_url

@@ -119,7 +119,7 @@ def no_queue_reason(settings: Settings) -> str:
     if topology_of(settings.redis_url) == "cluster":
         return (f"REDIS_URL ({mask_url(settings.redis_url)}) is a Redis Cluster, where the "
                 "render queue (SAQ) cannot run; set VIDEO_QUEUE_REDIS_URL to a redis://, "
-                "rediss:// or redis+sentinel:// URL for it (docs/videos.md)")
+                "rediss://, redis+sentinel:// or rediss+sentinel:// URL for it (docs/videos.md)")
     return "REDIS_URL is memory://: there is no durable render queue"
 
 

@@ -333,7 +333,7 @@ def test_doctor_checks_the_bucket(s3_server: S3Server, settings: Settings, tmp_p
     closed = f"http://127.0.0.1:{free_port()}"
     [down] = storage_checks(settings.model_copy(update={"s3_endpoint_url": closed}))
     assert down.status == "fail"
-    assert down.text == f"video storage: bucket {bucket} at {closed} unreachable: " \
+    assert down.text == f"video storage: bucket {bucket} at {closed} failed: " \
                         "EndpointConnectionError"
     # The whole doctor has it, and never prints the secret key.
     lines = [f"{c.status} {c.text}" for c in diagnose(settings)]

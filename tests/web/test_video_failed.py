@@ -58,3 +58,16 @@ def test_rendering_placeholder_then_failure_message(
         expect(page.get_by_text("The video could not be made this time.")).to_be_visible(
             timeout=20_000)
         expect(page.locator("#reveal video")).to_have_count(0)
+    # A reload after the failure: the history gives round 1's winner and its video's address,
+    # where no file is. The reveal waits, tries the address once more, then says so in words.
+    again = pages[1]
+    headline = again.locator("#reveal h2").inner_text()
+    again.reload()
+    expect(again.get_by_role("heading", name="Round 2")).to_be_visible()
+    expect(again.locator("#reveal h2")).to_have_text(headline)
+    expect(again.get_by_text("Rendering the video…")).to_be_visible()
+    expect(again.get_by_text("The video could not be made this time.")).to_be_visible(
+        timeout=15_000)
+    expect(again.locator("#reveal video")).to_have_count(0)
+    # Chromium's own lines for the two 404s of the missing file: not errors of ours.
+    js_errors.errors[:] = [e for e in js_errors.errors if "404 (Not Found)" not in e]

@@ -34,7 +34,8 @@ export function swap(root, ...children) {
 // PRESS_LIMIT_MS (a key released outside the window sends no keyup).
 const PRESS_LIMIT_MS = 1000;
 let pressedAt = null;
-let waiting = null;
+const waiting = new Set(); // draw functions held back by the press in progress
+let limit = null; // the timer that ends the current wait at the latest
 
 function pressed() {
   return pressedAt !== null && performance.now() - pressedAt < PRESS_LIMIT_MS;
@@ -42,10 +43,11 @@ function pressed() {
 
 function released() {
   pressedAt = null;
-  if (!waiting) return;
-  const run = waiting;
-  waiting = null;
-  setTimeout(run); // after the click that the release fires
+  clearTimeout(limit);
+  limit = null;
+  const runs = [...waiting];
+  waiting.clear();
+  for (const run of runs) setTimeout(run); // after the click that the release fires
 }
 
 const isSpace = (e) => e.key === " ";
@@ -59,8 +61,8 @@ addEventListener("blur", (e) => { if (e.target === window) released(); }); // th
 // True if `draw` must wait: it then runs once the press ends (at most PRESS_LIMIT_MS from now).
 export function deferWhilePressed(draw) {
   if (!pressed()) return false;
-  if (!waiting) setTimeout(() => { if (waiting === draw) released(); }, PRESS_LIMIT_MS);
-  waiting = draw;
+  waiting.add(draw);
+  limit ??= setTimeout(released, PRESS_LIMIT_MS);
   return true;
 }
 

@@ -20,6 +20,7 @@ const state = {
 let net;
 let deadline = null; // performance.now() when the round timer runs out
 let catchUp = false; // the next room_state follows a (re)connection to a seat
+const CATCH_UP_RETRY_MS = 5000;
 
 // --- notices and banner ---------------------------------------------------------------------
 
@@ -44,6 +45,7 @@ function onRoomState(room) {
     if (room.phase !== "submitting" || before?.round !== room.round) state.selected = [];
   }
   if (room.phase !== "game_over") state.gameOver = null;
+  if (before && room.round < before.round) state.closedReveal = null; // a new game
   deadline = room.seconds_left == null ? null : performance.now() + room.seconds_left * 1000;
   banner(false);
   render();
@@ -74,8 +76,29 @@ async function catchUpReveal(room) {
     state.reveal = { round: last.round, black: last.black_card, whites: last.white_cards,
       winner: last.winner_name, url: null, failed: null };
   }
-  // The file may still be rendering: then the <video> fails, and video_ready brings it later.
-  state.reveal.url ??= last.video_url;
+  if (!state.reveal.url) {
+    state.reveal.url = state.reveal.caughtUp = last.video_url;
+    state.reveal.retried = false;
+  }
+  renderReveal();
+}
+
+// A caught-up address whose file does not load (yet): still rendering, or its render failed
+// while the page was away. Wait for video_ready; try the address once more after a while; then
+// say it is not there.
+function caughtUpVideoFailed(r) {
+  if (state.reveal !== r || !r.caughtUp || r.ready) return;
+  r.url = null;
+  if (r.retried) r.failed = "not available";
+  else {
+    r.retried = true;
+    setTimeout(() => {
+      if (state.reveal === r && !r.url && !r.failed) {
+        r.url = r.caughtUp;
+        renderReveal();
+      }
+    }, CATCH_UP_RETRY_MS);
+  }
   renderReveal();
 }
 
@@ -95,6 +118,7 @@ function onRoundWon(won) {
 function onVideoReady(video) {
   if (state.reveal && state.reveal.round === video.round) {
     state.reveal.url = video.video_url;
+    state.reveal.ready = true; // the file is there: a load error is no longer "still rendering"
     renderReveal();
   }
 }
@@ -443,6 +467,8 @@ function render() {
 }
 
 function renderReveal() {
+  // Above the hand: a height change mid-press would move the card under the pointer.
+  if (deferWhilePressed(renderReveal)) return;
   const box = $("reveal");
   const r = state.reveal;
   box.hidden = !r;
@@ -451,7 +477,9 @@ function renderReveal() {
   let media;
   if (r.url) {
     const existing = box.querySelector("video");
-    if (existing && existing.dataset.round === String(r.round)) return; // playing: leave it be
+    if (existing && existing.dataset.round === String(r.round) && !existing.error) {
+      return; // playing: leave it be
+    }
     const captions = `WEBVTT\n\n00:00.000 --> 59:59.000\n${text}\n`;
     // play() rather than the autoplay attribute: Chromium pauses a muted *autoplaying* video
     // while it is scrolled out of view, and a player choosing cards below it may be there.
@@ -464,12 +492,7 @@ function renderReveal() {
     video.addEventListener("canplay", () => video.play().catch(() => {
       // refused (a browser's policy): the controls are there to start it
     }), { once: true });
-    video.addEventListener("error", () => { // not there yet (a catch-up): wait for video_ready
-      if (state.reveal === r && r.url === video.getAttribute("src")) {
-        r.url = null;
-        renderReveal();
-      }
-    }, { once: true });
+    video.addEventListener("error", () => caughtUpVideoFailed(r), { once: true });
   } else if (r.failed) {
     media = h("p", { class: "video-msg error" }, "The video could not be made this time.");
   } else {
