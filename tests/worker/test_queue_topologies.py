@@ -166,6 +166,35 @@ async def test_on_sentinel_a_worker_renders_a_winner_before_and_after_a_failover
         topo.stop()
 
 
+async def test_on_a_tls_sentinel_a_worker_renders_a_winner(tmp_path: Path) -> None:
+    """rediss+sentinel://: the web side's queue, the worker's queue and its Socket.IO emits all
+    go through TLS sentinels to a TLS-only master, with the REDIS_TLS_* files."""
+    topo = SentinelTopology(tmp_path / "tls-sentinel", tls=True)
+    topo.start()
+    assert topo.tls is not None
+    files = topo.tls.settings()
+    url = topo.url()
+    queue = RenderQueue(_settings(tmp_path, url, **files, redis_connect_timeout=2.0,
+                                  redis_socket_timeout=2.0))
+    env = worker_env(tmp_path, url, **{name.upper(): str(path) for name, path in files.items()})
+    master = f"rediss://127.0.0.1:{topo.master.port}?" + "&".join(
+        f"{name}={value}" for name, value in topo.tls.client_options().items() if name != "ssl")
+    try:
+        with running_worker(tmp_path, env) as worker:
+            async with RoomListener(master) as room:
+                await queue.submit(RenderOrder.of(_combo(7), Priority.WINNER, room="TLSS",
+                                                  round=1))
+                [ready] = await room.wait_for("video_ready", "TLSS", timeout=60)
+            assert worker.poll() is None
+        video = decode(tmp_path / "videos" / ready["data"]["video_url"].rsplit("/", 1)[1])
+        assert video.codec == "h264" and video.frames > 24
+        with topo.master.client() as look:  # the queue's keys are on the TLS master
+            assert look.hget(f"{{{QUEUE}}}:counts", "renders:winner") == "1"
+    finally:
+        await queue.aclose()
+        topo.stop()
+
+
 Told = collections.Counter[tuple[str, int]]  # (channel, round) -> video_ready events
 
 
