@@ -4,6 +4,8 @@ an earlier press's limit must not cut a later press short."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from playwright.sync_api import Browser, Page
 
@@ -29,8 +31,12 @@ def test_a_held_render_runs_at_the_release_and_an_old_limit_does_not_cut_a_new_p
     browser: Browser, web_server: AppServer, js_errors: JsErrors
 ) -> None:
     page = js_errors.watch(browser.new_context().new_page(), "clock")
-    page.clock.install()
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    page.clock.install(time=start)
     page.goto(web_server.base_url + "/")
+    # Installed, the fake clock still runs with real time: paused, it moves only by run_for
+    # (a loaded machine would otherwise fire the 1 s limit early).
+    page.clock.pause_at(start + timedelta(minutes=5))
     page.evaluate(SET_UP)
     assert page.evaluate("() => window.defer()") is False  # nothing pressed: draw now
 
