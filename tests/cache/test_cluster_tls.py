@@ -9,7 +9,6 @@ password, into the memory fallback.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from app.main import create_sio
 from app.services.video_cache import VideoCache
 from app.sockets.manager import GameRedisManager, pubsub_url
 from app.state.redis_store import RedisRoomStore, room_key
-from tests.cache.conftest import CacheFactory, make_settings
+from tests.cache.conftest import CacheFactory, assert_publish_reaches, make_settings
 from tests.state import test_book as book_tests
 from tests.support.topologies import ClusterTopology, TlsOnlyRedisServer
 
@@ -184,22 +183,7 @@ async def test_socketio_publishes_over_tls(cluster: ClusterTopology, tmp_path: P
     assert cluster.tls is not None
     subscriber = aioredis.Redis(host="127.0.0.1", port=far.port, password=PASSWORD,
                                 **cluster.tls.client_options())
-    pubsub = subscriber.pubsub()
-    await pubsub.subscribe("tls-test")
-    await pubsub.get_message(timeout=1)  # the subscribe confirmation
-    await manager._publish({"method": "emit", "event": "hello"})
-    assert manager._sender is not None
-    await manager._sender
-    assert not manager._failing
-    message = None
-    for _ in range(50):
-        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
-        if message is not None:
-            break
-    assert message is not None and json.loads(message["data"])["event"] == "hello"
-    await pubsub.aclose()
-    await subscriber.aclose()
-    await manager.aclose()
+    await assert_publish_reaches(manager, subscriber, "tls-test")
 
 
 def test_doctor_reports_the_nodes(cluster: ClusterTopology, tmp_path: Path) -> None:

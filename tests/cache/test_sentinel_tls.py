@@ -8,7 +8,6 @@ fail clearly and without the password, into the memory fallback.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from app.core.redis_url import parse_multi_host, uses_tls
 from app.main import create_sio
 from app.sockets.manager import GameRedisManager
 from app.state.redis_store import RedisRoomStore, room_key
-from tests.cache.conftest import CacheFactory, make_settings
+from tests.cache.conftest import CacheFactory, assert_publish_reaches, make_settings
 from tests.cache.test_sentinel import _write_stream
 from tests.state import test_book as book_tests
 from tests.support.topologies import SentinelTopology, wait_for
@@ -143,22 +142,7 @@ async def test_game_state_rate_limits_and_socketio(topology: SentinelTopology,
     host, port = topology.master_address()
     subscriber = aioredis.Redis(host=host, port=port, password=PASSWORD,
                                 **topology.tls.client_options())
-    pubsub = subscriber.pubsub()
-    await pubsub.subscribe("tls-sentinel")
-    await pubsub.get_message(timeout=1)  # the subscribe confirmation
-    await manager._publish({"method": "emit", "event": "hello"})
-    assert manager._sender is not None
-    await manager._sender
-    assert not manager._failing
-    message = None
-    for _ in range(50):
-        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
-        if message is not None:
-            break
-    assert message is not None and json.loads(message["data"])["event"] == "hello"
-    await pubsub.aclose()
-    await subscriber.aclose()
-    await manager.aclose()
+    await assert_publish_reaches(manager, subscriber, "tls-sentinel")
 
 
 def test_doctor_reports_the_tls_sentinel_topology(topology: SentinelTopology,

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.support.app_server import AppServer, run_app_server
@@ -104,6 +104,33 @@ def wait_for_video(page: Page, server: AppServer) -> None:
             networkState: v.networkState, error: v.error && v.error.message}};
         }""")
         raise AssertionError(f"no playing video: {state}\n{server.log[-3000:]}") from None
+
+
+def seat_and_start(pages: dict[str, Page], url: str) -> None:
+    """Through the UI: the first page creates a room (named by its key), the others join it by
+    code, the host starts the game, and every page shows round 1."""
+    (host_name, host), *others = pages.items()
+    host.goto(url)
+    new_game = host.get_by_role("form", name="New game")
+    new_game.get_by_label("Your name").fill(host_name)
+    new_game.get_by_role("button", name="Create room").click()
+    code = host.get_by_label("Invite link").input_value()[-5:]
+    for name, page in others:
+        page.goto(url)
+        join = page.get_by_role("form", name="Join a game")
+        join.get_by_label("Your name").fill(name)
+        join.get_by_label("Room code").fill(code)
+        join.get_by_role("button", name="Join room").click()
+    players = host.get_by_role("list", name="Players").get_by_role("listitem")
+    expect(players).to_have_count(len(pages))
+    host.get_by_role("button", name="Start game").click()
+    for page in pages.values():
+        expect(page.get_by_role("heading", name="Round 1")).to_be_visible()
+
+
+def czar_of(pages: dict[str, Page]) -> Page:
+    return next(p for p in pages.values()
+                if p.get_by_text("You are the czar this round.").is_visible())
 
 
 def submit_first_cards(page: Page) -> None:

@@ -6,38 +6,18 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
 
 from tests.support.app_server import AppServer
-from tests.web.conftest import JsErrors, submit_first_cards, wait_for_video
+from tests.web.conftest import (
+    JsErrors,
+    czar_of,
+    seat_and_start,
+    submit_first_cards,
+    wait_for_video,
+)
 
 pytestmark = pytest.mark.slow
-
-
-def seat(pages: dict[str, Page], url: str) -> None:
-    host, *others = pages.values()
-    host.goto(url)
-    new_game = host.get_by_role("form", name="New game")
-    new_game.get_by_label("Your name").fill("Ada")
-    new_game.get_by_role("button", name="Create room").click()
-    code = host.get_by_label("Invite link").input_value()[-5:]
-    for name, page in pages.items():
-        if page is host:
-            continue
-        page.goto(url)
-        join = page.get_by_role("form", name="Join a game")
-        join.get_by_label("Your name").fill(name)
-        join.get_by_label("Room code").fill(code)
-        join.get_by_role("button", name="Join room").click()
-    expect(host.get_by_role("list", name="Players").get_by_role("listitem")).to_have_count(3)
-    host.get_by_role("button", name="Start game").click()
-    for page in pages.values():
-        expect(page.get_by_role("heading", name="Round 1")).to_be_visible()
-
-
-def czar_of(pages: dict[str, Page]) -> Page:
-    return next(p for p in pages.values()
-                if p.get_by_text("You are the czar this round.").is_visible())
 
 
 def test_the_latest_winner_comes_back_after_a_reload_and_after_a_drop(
@@ -46,7 +26,7 @@ def test_the_latest_winner_comes_back_after_a_reload_and_after_a_drop(
     url = web_server.base_url + "/"
     contexts = {name: browser.new_context() for name in ("Ada", "Bo", "Cy")}
     pages = {name: js_errors.watch(ctx.new_page(), name) for name, ctx in contexts.items()}
-    seat(pages, url)
+    seat_and_start(pages, url)
     czar = czar_of(pages)
     players = [p for p in pages.values() if p is not czar]
     for page in players:

@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.support.app_server import AppServer
-from tests.web.conftest import JsErrors, submit_first_cards
+from tests.web.conftest import JsErrors, czar_of, seat_and_start, submit_first_cards
 
 pytestmark = pytest.mark.slow
 
@@ -39,25 +39,9 @@ def test_a_broadcast_mid_press_does_not_swallow_the_press(
     names = ("Ada", "Bo", "Cy", "Dee")
     pages = {n: js_errors.watch(browser.new_context().new_page(), n) for n in names}
     watched = {n: RoomStates(p) for n, p in pages.items()}
-    ada = pages["Ada"]
-    ada.goto(url)
-    new_game = ada.get_by_role("form", name="New game")
-    new_game.get_by_label("Your name").fill("Ada")
-    new_game.get_by_role("button", name="Create room").click()
-    code = ada.get_by_label("Invite link").input_value()[-5:]
-    for name in names[1:]:
-        page = pages[name]
-        page.goto(url)
-        join = page.get_by_role("form", name="Join a game")
-        join.get_by_label("Your name").fill(name)
-        join.get_by_label("Room code").fill(code)
-        join.get_by_role("button", name="Join room").click()
-    expect(ada.get_by_role("list", name="Players").get_by_role("listitem")).to_have_count(4)
-    ada.get_by_role("button", name="Start game").click()
-    for page in pages.values():
-        expect(page.get_by_role("heading", name="Round 1")).to_be_visible()
-    players = [n for n, p in pages.items()
-               if not p.get_by_text("You are the czar this round.").is_visible()]
+    seat_and_start(pages, url)
+    czar = czar_of(pages)
+    players = [n for n, p in pages.items() if p is not czar]
     presser, *others = players
     page, states = pages[presser], watched[presser]
     cards = page.get_by_role("group", name="Your hand").get_by_role("button")
